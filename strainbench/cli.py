@@ -1,0 +1,172 @@
+"""Command line: ``strainbench simulate|clean|validate|evaluate|table|figures|benchmark``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import ConfigError, load_config
+from .io.errors import ContractError
+
+
+def _cmd_clean(args: argparse.Namespace) -> None:
+    from .simulate import simulate_clean, write_clean
+
+    cfg = load_config(args.config)
+    write_clean(args.out, simulate_clean(cfg, args.seed, progress=not args.no_progress))
+
+
+def _cmd_simulate(args: argparse.Namespace) -> None:
+    from .simulate import read_clean, simulate_clean, write_clean, write_noisy_dataset
+
+    cfg = load_config(args.config)
+    if args.clean is not None and Path(args.clean).exists():
+        clean = read_clean(args.clean)
+        if int(clean.attrs["seed"]) != args.seed:
+            raise SystemExit(f"error: {args.clean} holds seed {clean.attrs['seed']}, not --seed {args.seed}")
+    else:
+        clean = simulate_clean(cfg, args.seed, progress=not args.no_progress)
+        if args.clean is not None:
+            write_clean(args.clean, clean)
+    write_noisy_dataset(args.out, clean, cfg, args.noise_level, threads=args.threads, progress=not args.no_progress)
+
+
+def _cmd_validate(args: argparse.Namespace) -> None:
+    from .io import read_strain, validate_dataset
+
+    for path in args.files:
+        try:
+            info = validate_dataset(path)
+            print(f"{path}: valid dataset, scan {info.scan_shape}, patterns {info.pattern_shape}, labels: {info.has_labels}")
+        except ContractError as err:
+            if "strainbench.strain" not in str(err):
+                raise
+            maps = read_strain(path)
+            print(f"{path}: valid strain file, scan {maps.shape}, method {maps.attrs['method']}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from .io.atomic import atomic_path
+    from .metrics import evaluate
+
+    result = evaluate(args.dataset, args.strain)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(text + "\n")
+    print(text)
+
+
+def _cmd_table(args: argparse.Namespace) -> None:
+    from .table import write_tables
+
+    mae, _ = write_tables(args.metrics, args.out, args.paper)
+    print(mae.to_string(index=False))
+
+
+def _cmd_figures(args: argparse.Namespace) -> None:
+    from .figures import plot_ground_truth, plot_patterns
+
+    if args.kind == "patterns":
+        plot_patterns(args.datasets, args.out)
+    else:
+        plot_ground_truth(args.datasets[0], args.out)
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> None:
+    from .benchmark import machine_description, run_benchmark
+
+    configs = {Path(p).stem: load_config(p) for p in args.config}
+    print(f"machine: {machine_description()}")
+    rows = run_benchmark(configs, tuple(args.scan), args.grains)
+    print(f"{'config':<10} {'detector':<9} {'engine':<11} {'noisy pat/s':>12} {'noise-free pat/s':>17} {'engine s/grain':>15}")
+    for r in rows:
+        print(
+            f"{r['config']:<10} {r['detector']:<9} {r['engine']:<11} {r['noisy_patterns_per_s']:>12.0f} "
+            f"{r['noise_free_patterns_per_s']:>17.0f} {r['engine_s_per_grain']:>15.3f}"
+        )
+
+
+def _cmd_bias(args: argparse.Namespace) -> None:
+    from .bias import measure_bias
+
+    cfg = load_config(args.config)
+    rows = measure_bias(cfg, args.seed, progress=not args.no_progress)
+    print(f"{'specimen':<36} {'fit':<5} {'MAE exx':>9} {'MAE eyy':>9} {'MAE exy':>9}")
+    for r in rows:
+        print(f"{r['setting']:<36} {r['fit']:<5} {r['mae_exx']:>9.2e} {r['mae_eyy']:>9.2e} {r['mae_exy']:>9.2e}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="strainbench", description="4D-STEM strain-mapping benchmark: simulate, evaluate, tabulate.")
+    parser.add_argument("--version", action="version", version=f"strainbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("clean", help="simulate the polycrystal and its noise-free per-grain patterns (the per-seed cache)")
+    p.add_argument("--config", required=True, help="run config YAML (config/tiny.yaml, config/config.yaml, config/paper.yaml)")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="cache file (HDF5)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_clean)
+
+    p = sub.add_parser("simulate", help="write one dataset (contract v1) at one noise level")
+    p.add_argument("--config", required=True, help="run config YAML")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--noise-level", type=float, required=True, help="w in [0, 1]: expected fraction of background counts")
+    p.add_argument("--out", required=True, help="dataset file (HDF5)")
+    p.add_argument("--clean", help="per-seed cache of noise-free patterns: read if present, else written")
+    p.add_argument("--threads", type=int, default=0, help="noise threads (0 = one per core)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("validate", help="check dataset or strain files against the contract")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("evaluate", help="MAE and coverage of a strain file against its dataset's labels")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--strain", required=True)
+    p.add_argument("--out", help="metrics JSON")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("table", help="the results table (csv, md, tex) beside the paper's Figure 3 values")
+    p.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files from 'evaluate'")
+    p.add_argument("--out", required=True, help="output prefix, e.g. results/quick/table")
+    p.add_argument("--paper", help="paper table CSV (default: the packaged Figure 3 transcription)")
+    p.set_defaults(func=_cmd_table)
+
+    p = sub.add_parser("figures", help="figures of datasets: patterns across noise levels, or ground truth")
+    p.add_argument("kind", choices=["patterns", "ground-truth"])
+    p.add_argument("--datasets", nargs="+", required=True, help="dataset files (one per column for 'patterns')")
+    p.add_argument("--out", required=True, help="output path; .png and .pdf are written")
+    p.set_defaults(func=_cmd_figures)
+
+    p = sub.add_parser("benchmark", help="simulator throughput on this machine")
+    p.add_argument("--config", nargs="+", default=["config/config.yaml", "config/paper.yaml"])
+    p.add_argument("--scan", type=int, nargs=2, default=[64, 64], help="scan shape for the noise-stage timing")
+    p.add_argument("--grains", type=int, default=2, help="grains timed for the engine (0: skip)")
+    p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("bias", help="multiple-scattering bias of noise-free patterns (reference disk fits vs labels)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_bias)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ContractError, ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"strainbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

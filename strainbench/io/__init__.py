@@ -1,0 +1,46 @@
+"""The data contract (DESIGN.md, version 1): file I/O, validation and conventions.
+
+This is the only part of :mod:`strainbench` that methods import.
+"""
+
+from .conventions import (
+    deformation_from_reciprocal,
+    deformation_gradient,
+    reciprocal_deformation,
+    rotation_matrix,
+    strain_from_deformation,
+    wrap_angle_deg,
+)
+from .dataset import (
+    CONTRACT_VERSION,
+    DATASET_FORMAT,
+    LABEL_KEYS,
+    DatasetInfo,
+    DatasetReader,
+    DatasetWriter,
+    validate_dataset,
+)
+from .errors import ContractError
+from .strain import STRAIN_FORMAT, STRAIN_KEYS, StrainMaps, read_strain, write_strain
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "DATASET_FORMAT",
+    "LABEL_KEYS",
+    "STRAIN_FORMAT",
+    "STRAIN_KEYS",
+    "ContractError",
+    "DatasetInfo",
+    "DatasetReader",
+    "DatasetWriter",
+    "StrainMaps",
+    "deformation_from_reciprocal",
+    "deformation_gradient",
+    "read_strain",
+    "reciprocal_deformation",
+    "rotation_matrix",
+    "strain_from_deformation",
+    "validate_dataset",
+    "wrap_angle_deg",
+    "write_strain",
+]
