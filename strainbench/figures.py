@@ -76,7 +76,7 @@ def plot_ground_truth(dataset: str | os.PathLike, out: str | os.PathLike) -> Non
         labels = ds.labels()
         mask = ds.reference_mask
         attrs = ds.attrs
-    fig, axes = plt.subplots(1, 5, figsize=(17, 3.4))
+    fig, axes = plt.subplots(1, 5, figsize=(18, 3.6), layout="constrained")
     axes[0].imshow(labels["grain"], cmap="tab20", interpolation="nearest")
     axes[0].contour(mask, levels=[0.5], colors="k", linewidths=1.5)
     axes[0].set_title("grains (reference outlined)")
@@ -90,6 +90,6 @@ def plot_ground_truth(dataset: str | os.PathLike, out: str | os.PathLike) -> Non
     fig.colorbar(im, ax=axes[4], fraction=0.046, label="rotation (deg)")
     for ax in axes:
         ax.set_xlabel("y (scan column)")
-        ax.set_ylabel("x (scan row)")
+    axes[0].set_ylabel("x (scan row)")
     fig.suptitle(f"{attrs.get('run', '')} seed {attrs.get('seed', '')}: {attrs.get('crystal', '')}, {attrs.get('engine', '')} engine", fontsize=10)
     save_figure(fig, out)
