@@ -1,0 +1,1 @@
+"""Baseline strain-mapping methods, one folder each (``method.yaml`` + a program)."""

@@ -1,0 +1,3 @@
+"""The py4DSTEM correlation (template-matching) strain-mapping baseline."""
+
+PIPELINE_VERSION = "1"

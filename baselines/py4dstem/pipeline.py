@@ -1,0 +1,311 @@
+"""py4DSTEM correlation strain mapping of a polycrystal, the way an expert user would run it.
+
+Steps (py4DSTEM 0.14 does the detection, the origin calibration, the indexing and the fitting):
+
+1. **Parameters from the data** (:func:`derive_parameters`): the probe's radius and centre from the
+   vacuum probe (``get_probe_size``); the correlation kernel from the probe (``Probe.get_kernel``,
+   sigmoid edge mode, radii ``(r, 2 r)``); the lattice, its rotational symmetry and the
+   shortest spacing ``|g1|`` from Bragg disks detected in the mean pattern of the reference region.
+   Nothing is taken from the simulator's attributes; nothing depends on the noise level.
+2. **Bragg disk detection** (:func:`detect_disks`): ``DataCube.find_Bragg_disks`` with template
+   matching (``corrPower = 1``) and ``multicorr`` subpixel refinement, thresholds relative to the
+   strongest *diffracted* disk (``relativeToPeak = 1``: the direct beam holds ~95% of the counts),
+   scan-row blocks in parallel processes (the cube is never held whole).
+3. **Origin** (:func:`calibrate_origin`): ``measure_origin`` (the direct beam at each position)
+   and a robust plane fit, ``fit_origin``.
+4. **Indexing per orientation cluster** (:func:`index_and_fit`): a single basis cannot index a
+   polycrystal, so each position's orientation modulo the lattice symmetry is measured from the
+   angles of its first-order disks (an n-fold angular moment), positions are clustered into 1-degree
+   orientation bins, and each cluster is indexed by py4DSTEM (``index_bragg_directions``,
+   ``add_indices_to_braggvectors`` with the cluster's mask) against the reference lattice rotated to
+   the cluster's orientation. ``fit_lattice_vectors_all_DPs`` then fits ``g1, g2`` at every position.
+5. **Strain** (:func:`strain_maps`): ``F = (B B_ref^-1)^-T`` with ``B = [g1 g2]`` and ``B_ref`` the
+   median over the reference region, decomposed by the contract's left polar decomposition.
+   Positions where detection, indexing or fitting failed are NaN.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from strainbench.io import DatasetReader, deformation_from_reciprocal, strain_from_deformation
+
+warnings.filterwarnings("ignore", module="py4DSTEM")
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Everything the pipeline uses, derived from the probe and the reference region by rule.
+
+    Lengths are detector pixels; angles degrees.
+    """
+
+    probe_radius: float
+    probe_centre: tuple[float, float]
+    kernel_radii: tuple[float, float]
+    g1_length: float
+    symmetry_deg: float
+    reference_basis: tuple[tuple[float, float], tuple[float, float]]
+    min_peak_spacing: float
+    edge_boundary: int
+    subpixel: str
+    min_relative_intensity: float
+    sigma_cc: float
+    upsample_factor: int
+    max_num_peaks: int
+    max_peak_spacing: float
+    min_num_peaks: int
+    orientation_bin_deg: float
+
+    def detection_kwargs(self) -> dict:
+        return dict(
+            corrPower=1.0,
+            sigma_cc=self.sigma_cc,
+            subpixel=self.subpixel,
+            upsample_factor=self.upsample_factor,
+            minRelativeIntensity=self.min_relative_intensity,
+            relativeToPeak=1,
+            minPeakSpacing=self.min_peak_spacing,
+            edgeBoundary=self.edge_boundary,
+            maxNumPeaks=self.max_num_peaks,
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# Settings chosen once, for every dataset and noise level (documented in method.yaml).
+MIN_RELATIVE_INTENSITY = 0.1  # of the strongest diffracted disk's correlation peak
+SIGMA_CC = 2.0  # px, smoothing of the correlation map
+UPSAMPLE = 16
+SUBPIXEL = "multicorr"  # py4DSTEM's upsampled-DFT refinement
+MAX_NUM_PEAKS = 70
+MIN_NUM_PEAKS = 5  # indexed peaks (with the direct beam) for a lattice fit
+INDEX_TOLERANCE = 0.2  # of |g1|: largest distance of a disk from its lattice point
+ORIENTATION_BIN_DEG = 1.0
+
+
+def _kernel(probe: np.ndarray, radius: float, centre: tuple[float, float]) -> np.ndarray:
+    import py4DSTEM
+
+    return py4DSTEM.Probe(data=probe).get_kernel(mode="sigmoid", origin=centre, radii=(radius, 2 * radius))
+
+
+def _find_disks(patterns: np.ndarray, kernel: np.ndarray, kwargs: dict) -> list:
+    """py4DSTEM disk detection on a block ``(rows, Ry, Qx, Qy)``.
+
+    Returns per-position peak arrays ``(n, 3)``: qx, qy (pixels) and correlation intensity.
+    """
+    import py4DSTEM
+
+    dc = py4DSTEM.DataCube(data=patterns)
+    bvs = dc.find_Bragg_disks(template=kernel, **kwargs)
+    out = []
+    for rx in range(patterns.shape[0]):
+        row = []
+        for ry in range(patterns.shape[1]):
+            v = bvs.raw[rx, ry]
+            row.append(np.stack([v.qx, v.qy, v.I], -1) if len(v.qx) else np.zeros((0, 3)))
+        out.append(row)
+    return out
+
+
+def reduced_basis(vectors: np.ndarray) -> np.ndarray:
+    """Basis ``[g1 g2]`` (columns) from disk vectors relative to the origin ``(n, 2)``.
+
+    ``g1`` is the shortest vector, ``g2`` the shortest at a counter-clockwise angle of 40..105
+    degrees from it (the 60-degree neighbour of a hexagonal lattice, the 90-degree one of a
+    square lattice).
+    """
+    lengths = np.linalg.norm(vectors, axis=1)
+    g1 = vectors[np.argmin(lengths)]
+    cross = g1[0] * vectors[:, 1] - g1[1] * vectors[:, 0]
+    angle = np.degrees(np.arctan2(cross, vectors @ g1))
+    cand = np.flatnonzero((angle > 40) & (angle < 105))
+    if cand.size == 0:
+        raise ValueError("no second lattice vector found in the reference pattern")
+    g2 = vectors[cand[np.argmin(lengths[cand])]]
+    return np.column_stack([g1, g2])
+
+
+def lattice_symmetry_deg(basis: np.ndarray) -> float:
+    """In-plane rotational symmetry of the lattice spanned by ``basis``: 60, 90 or 180 degrees."""
+    for sym in (60.0, 90.0):
+        t = np.radians(sym)
+        R = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+        coeffs = np.linalg.solve(basis, R @ basis)
+        if np.allclose(coeffs, np.round(coeffs), atol=0.08):
+            return sym
+    return 180.0
+
+
+def _mean_pattern(reader: DatasetReader, mask: np.ndarray) -> np.ndarray:
+    total = np.zeros(reader.pattern_shape)
+    for r0, block in reader.iter_blocks(8):
+        m = mask[r0 : r0 + block.shape[0]]
+        total += block[m].sum(axis=0)
+    return total / mask.sum()
+
+
+def derive_parameters(reader: DatasetReader) -> Parameters:
+    """Pipeline parameters from the probe and the reference region's mean pattern (by rule)."""
+    from py4DSTEM.process.calibration import get_probe_size
+
+    r, x0, y0 = get_probe_size(reader.probe)
+    kernel = _kernel(reader.probe, r, (x0, y0))
+    mean = _mean_pattern(reader, reader.reference_mask)
+    kwargs = dict(
+        corrPower=1.0, sigma_cc=SIGMA_CC, subpixel=SUBPIXEL, upsample_factor=UPSAMPLE,
+        minRelativeIntensity=MIN_RELATIVE_INTENSITY, relativeToPeak=1, minPeakSpacing=r,
+        edgeBoundary=int(np.ceil(r)), maxNumPeaks=MAX_NUM_PEAKS,
+    )
+    peaks = _find_disks(mean[None, None], kernel, kwargs)[0][0]
+    if peaks.shape[0] < 3:
+        raise ValueError(f"only {peaks.shape[0]} disks found in the reference region's mean pattern")
+    origin = peaks[np.argmax(peaks[:, 2]), :2]
+    vectors = peaks[:, :2] - origin
+    vectors = vectors[np.linalg.norm(vectors, axis=1) > r / 2]
+    basis = reduced_basis(vectors)
+    g1 = float(np.linalg.norm(basis[:, 0]))
+    return Parameters(
+        probe_radius=float(r),
+        probe_centre=(float(x0), float(y0)),
+        kernel_radii=(float(r), float(2 * r)),
+        g1_length=g1,
+        symmetry_deg=lattice_symmetry_deg(basis),
+        reference_basis=tuple(map(tuple, basis.T.tolist())),
+        min_peak_spacing=0.5 * g1,
+        edge_boundary=int(np.ceil(r)),
+        subpixel=SUBPIXEL,
+        min_relative_intensity=MIN_RELATIVE_INTENSITY,
+        sigma_cc=SIGMA_CC,
+        upsample_factor=UPSAMPLE,
+        max_num_peaks=MAX_NUM_PEAKS,
+        max_peak_spacing=INDEX_TOLERANCE * g1,
+        min_num_peaks=MIN_NUM_PEAKS,
+        orientation_bin_deg=ORIENTATION_BIN_DEG,
+    )
+
+
+def detect_disks(reader: DatasetReader, params: Parameters, workers: int = 0, progress: bool = True):
+    """py4DSTEM Bragg disk detection over the whole scan, in row blocks, in parallel processes.
+
+    Returns a py4DSTEM ``BraggVectors`` with the raw (uncalibrated) vectors.
+    """
+    import py4DSTEM
+    from tqdm.auto import tqdm
+
+    kernel = _kernel(reader.probe, params.probe_radius, params.probe_centre)
+    kwargs = params.detection_kwargs()
+    bvs = py4DSTEM.BraggVectors(reader.scan_shape, reader.pattern_shape)
+    workers = workers or os.cpu_count() or 1
+    rows = max(1, min(8, reader.scan_shape[0] // (2 * workers) or 1))
+    bar = tqdm(total=int(np.prod(reader.scan_shape)), desc="py4DSTEM disk detection", unit="DP", disable=not progress)
+    with ProcessPoolExecutor(workers) as pool:
+        futures = [(r0, pool.submit(_find_disks, block, kernel, kwargs)) for r0, block in reader.iter_blocks(rows)]
+        for r0, fut in futures:
+            for drx, row in enumerate(fut.result()):
+                for ry, peaks in enumerate(row):
+                    pl = bvs._v_uncal[r0 + drx, ry]
+                    if peaks.shape[0]:
+                        pl.add_data_by_field((peaks[:, 0], peaks[:, 1], peaks[:, 2]))
+                bar.update(reader.scan_shape[1])
+    bar.close()
+    return bvs
+
+
+def calibrate_origin(bvs, params: Parameters) -> None:
+    """Origin at every position: the direct beam (``measure_origin``), then a robust plane fit."""
+    bvs.measure_origin(center_guess=params.probe_centre, score_method="intensity weighted distance")
+    qx0, qy0, _, _ = bvs.fit_origin(fitfunction="plane", robust=True, plot=False, returncalc=True)
+    bvs.calibration.set_origin((qx0, qy0))
+    bvs.setcal(center=True, ellipse=False, pixel=False, rotate=False)
+
+
+def orientation_map(bvs, params: Parameters) -> np.ndarray:
+    """Orientation of each position modulo the symmetry, degrees, from its first-order disks.
+
+    ``phi = arg(sum_p I_p exp(i n theta_p)) / n`` over the disks at ``0.85..1.2 |g1|`` from the
+    origin, ``n = 360 / symmetry``. NaN where a position has no such disk.
+    """
+    n = 360.0 / params.symmetry_deg
+    Rx, Ry = bvs.Rshape
+    phi = np.full((Rx, Ry), np.nan)
+    for rx in range(Rx):
+        for ry in range(Ry):
+            v = bvs.cal[rx, ry]
+            q = np.hypot(v.qx, v.qy)
+            ring = (q > 0.85 * params.g1_length) & (q < 1.2 * params.g1_length)
+            if ring.any():
+                z = np.sum(v.I[ring] * np.exp(1j * n * np.arctan2(v.qy[ring], v.qx[ring])))
+                phi[rx, ry] = np.degrees(np.angle(z)) / n % params.symmetry_deg
+    return phi
+
+
+def _lattice_points(basis: np.ndarray, reach: float) -> np.ndarray:
+    n = int(np.ceil(reach / np.min(np.linalg.svd(basis, compute_uv=False)))) + 1
+    h, k = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
+    hk = np.stack([h.ravel(), k.ravel()], -1)
+    hk = hk[np.argsort(np.abs(hk).sum(axis=1), kind="stable")]  # origin first
+    g = hk @ basis.T
+    return g[np.linalg.norm(g, axis=1) <= reach]
+
+
+def index_and_fit(bvs, params: Parameters, phi: np.ndarray, progress: bool = True) -> np.ndarray:
+    """Index each orientation cluster with py4DSTEM and fit ``g1, g2`` at every position.
+
+    Returns ``B`` ``(Rx, Ry, 2, 2)`` with columns ``g1, g2`` in pixels, NaN where it failed.
+    """
+    from emdfile import PointListArray
+    from py4DSTEM.process.strain.latticevectors import (
+        add_indices_to_braggvectors,
+        fit_lattice_vectors_all_DPs,
+        index_bragg_directions,
+    )
+
+    ref = np.array(params.reference_basis).T
+    phi_ref = _basis_orientation(ref, params.symmetry_deg)
+    reach = float(np.hypot(*bvs.Qshape))
+    dtype = [("qx", float), ("qy", float), ("intensity", float), ("g1_ind", int), ("g2_ind", int)]
+    indexed = PointListArray(dtype=dtype, shape=bvs.Rshape)
+    bins = np.floor(phi / params.orientation_bin_deg)
+    for b in np.unique(bins[np.isfinite(bins)]):
+        mask = bins == b
+        centre = (b + 0.5) * params.orientation_bin_deg
+        t = np.radians(centre - phi_ref)
+        basis = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]) @ ref
+        g = _lattice_points(basis, reach)
+        _, _, lattice = index_bragg_directions(0.0, 0.0, g[:, 0], g[:, 1], basis[:, 0], basis[:, 1])
+        cluster = add_indices_to_braggvectors(bvs, lattice, params.max_peak_spacing, mask=mask)
+        for rx, ry in zip(*np.nonzero(mask)):
+            pl = cluster.get_pointlist(rx, ry)
+            if pl.length:
+                indexed.get_pointlist(rx, ry).add_data_by_field(tuple(pl.data[k] for k, _ in dtype))
+    fit = fit_lattice_vectors_all_DPs(indexed, 0.0, 0.0, params.min_num_peaks)
+    s = {k: fit.get_slice(k).data for k in ("g1x", "g1y", "g2x", "g2y", "mask")}
+    B = np.stack([np.stack([s["g1x"], s["g2x"]], -1), np.stack([s["g1y"], s["g2y"]], -1)], -2)
+    B[s["mask"] == 0] = np.nan
+    return B
+
+
+def _basis_orientation(basis: np.ndarray, symmetry_deg: float) -> float:
+    """Orientation of a basis by the same n-fold moment as :func:`orientation_map`."""
+    n = 360.0 / symmetry_deg
+    ring = _lattice_points(basis, 1.01 * np.linalg.norm(basis[:, 0]))[1:]
+    z = np.sum(np.exp(1j * n * np.arctan2(ring[:, 1], ring[:, 0])))
+    return float(np.degrees(np.angle(z)) / n % symmetry_deg)
+
+
+def strain_maps(B: np.ndarray, reference_mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Contract strain maps from fitted bases, relative to the median basis of the reference."""
+    B_ref = np.nanmedian(B[reference_mask], axis=0)
+    if not np.all(np.isfinite(B_ref)):
+        raise ValueError("no lattice could be fitted in the reference region")
+    F = deformation_from_reciprocal(B @ np.linalg.inv(B_ref))
+    exx, eyy, exy, theta = strain_from_deformation(F)
+    return {"exx": exx, "eyy": eyy, "exy": exy, "theta": theta}
