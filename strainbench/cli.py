@@ -72,8 +72,12 @@ def _cmd_figures(args: argparse.Namespace) -> None:
 
     if args.kind == "patterns":
         plot_patterns(args.datasets, args.out)
-    else:
+    elif args.kind == "ground-truth":
         plot_ground_truth(args.datasets[0], args.out)
+    else:
+        from .figures import plot_mae_vs_noise
+
+        plot_mae_vs_noise(args.metrics, args.out)
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> None:
@@ -98,6 +102,12 @@ def _cmd_bias(args: argparse.Namespace) -> None:
     print(f"{'specimen':<36} {'fit':<5} {'MAE exx':>9} {'MAE eyy':>9} {'MAE exy':>9}")
     for r in rows:
         print(f"{r['setting']:<36} {r['fit']:<5} {r['mae_exx']:>9.2e} {r['mae_eyy']:>9.2e} {r['mae_exy']:>9.2e}")
+
+
+def _cmd_run_method(args: argparse.Namespace) -> None:
+    from .methods import run_method
+
+    run_method(args.method, args.command_template, args.dataset, args.out, args.threads)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,9 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", help="paper table CSV (default: the packaged Figure 3 transcription)")
     p.set_defaults(func=_cmd_table)
 
-    p = sub.add_parser("figures", help="figures of datasets: patterns across noise levels, or ground truth")
-    p.add_argument("kind", choices=["patterns", "ground-truth"])
-    p.add_argument("--datasets", nargs="+", required=True, help="dataset files (one per column for 'patterns')")
+    p = sub.add_parser("figures", help="patterns across noise levels, ground truth, or MAE vs noise (Fig. 3)")
+    p.add_argument("kind", choices=["patterns", "ground-truth", "mae-vs-noise"])
+    p.add_argument("--datasets", nargs="+", help="dataset files (one per column for 'patterns')")
+    p.add_argument("--metrics", nargs="+", help="metrics JSON files (for 'mae-vs-noise')")
     p.add_argument("--out", required=True, help="output path; .png and .pdf are written")
     p.set_defaults(func=_cmd_figures)
 
@@ -149,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scan", type=int, nargs=2, default=[64, 64], help="scan shape for the noise-stage timing")
     p.add_argument("--grains", type=int, default=2, help="grains timed for the engine (0: skip)")
     p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("run-method", help="run a method's command; record a failure as a NaN strain file")
+    p.add_argument("--method", required=True, help="method name (from its method.yaml)")
+    p.add_argument("--command-template", required=True, help="command with {dataset}, {strain}, {threads}")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=_cmd_run_method)
 
     p = sub.add_parser("bias", help="multiple-scattering bias of noise-free patterns (reference disk fits vs labels)")
     p.add_argument("--config", required=True)

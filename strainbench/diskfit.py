@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, optimize
 
-from .io.conventions import deformation_from_reciprocal, strain_from_deformation
+from .io.conventions import deformation_from_reciprocal, reduced_basis, strain_from_deformation
 
 
 def _correlate(image: np.ndarray, template_at_origin: np.ndarray) -> np.ndarray:
@@ -95,17 +95,11 @@ def _edge_refine(pattern_edges: np.ndarray, probe_edges: np.ndarray, probe_centr
 def fit_lattice(disks: np.ndarray) -> np.ndarray:
     """Reciprocal basis (columns, pixels) fitted to disk centres; the direct beam is ``disks[0]``.
 
-    The basis is the shortest vector ``g1`` and the shortest vector at a counter-clockwise angle of
-    40..105 degrees from it: the 60-degree neighbour of a hexagonal lattice, the 90-degree one of a
-    square lattice. The same rule in every grain, so bases differ only by a lattice rotation.
+    The starting basis follows the contract's :func:`reduced_basis` rule; all disks are then
+    indexed on it and the basis refined by least squares.
     """
     g = disks[1:] - disks[0]
-    lengths = np.linalg.norm(g, axis=1)
-    g1 = g[np.argmin(lengths)]
-    ang = np.degrees(np.arctan2(g1[0] * g[:, 1] - g1[1] * g[:, 0], g @ g1))
-    cand = np.flatnonzero((ang > 40) & (ang < 105))
-    g2 = g[cand[np.argmin(lengths[cand])]]
-    B = np.column_stack([g1, g2])
+    B = reduced_basis(g)
     for _ in range(2):
         hk = np.linalg.solve(B, g.T).T
         idx = np.round(hk)

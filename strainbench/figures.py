@@ -93,3 +93,31 @@ def plot_ground_truth(dataset: str | os.PathLike, out: str | os.PathLike) -> Non
     axes[0].set_ylabel("x (scan row)")
     fig.suptitle(f"{attrs.get('run', '')} seed {attrs.get('seed', '')}: {attrs.get('crystal', '')}, {attrs.get('engine', '')} engine", fontsize=10)
     save_figure(fig, out)
+
+
+def plot_mae_vs_noise(metrics_files: Sequence[str | os.PathLike], out: str | os.PathLike) -> None:
+    """The paper's Fig. 3 as a plot: MAE vs noise level per method and component.
+
+    Our methods are solid lines (mean over seeds, bars = min..max), the paper's values dashed.
+    """
+    from .table import COMPONENTS, PAPER_METHODS, load_metrics, load_paper_table
+
+    metrics = load_metrics(metrics_files)
+    paper = load_paper_table()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True, layout="constrained")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    methods = sorted(metrics["method"].unique())
+    for ax, (key, label, paper_col) in zip(axes, COMPONENTS):
+        for i, m in enumerate(methods):
+            g = metrics[metrics["method"] == m].groupby("noise_level")[f"mae_{key}"]
+            mean, lo, hi = g.mean() * 1e3, g.min() * 1e3, g.max() * 1e3
+            ax.errorbar(mean.index * 100, mean.values, yerr=[mean - lo, hi - mean], marker="o", color=colours[i % 10], label=f"{m} (ours)", capsize=2)
+        for j, (pm, pm_label) in enumerate(PAPER_METHODS.items()):
+            p = paper[paper["method"] == pm]
+            ax.plot(p["noise_level"] * 100, p[paper_col] * 1e3, "--", marker="x", color=colours[(len(methods) + j) % 10], label=pm_label)
+        ax.set_title(f"{label} ({key})")
+        ax.set_xlabel("background noise (%)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("MAE vs ground truth (x 1e-3)")
+    axes[-1].legend(fontsize=8)
+    save_figure(fig, out)

@@ -74,7 +74,7 @@ def build_tables(metrics: pd.DataFrame, paper: pd.DataFrame) -> tuple[pd.DataFra
         extra = {("", "noise level"): f"{w:.0%}"}
         for key, label, paper_col in COMPONENTS:
             for m in methods:
-                row[(label, m)] = _cell(at[at["method"] == m][f"mae_{key}"], 1e3, 2)
+                row[(label, f"{m} (ours)")] = _cell(at[at["method"] == m][f"mae_{key}"], 1e3, 2)
             for pm, pm_label in PAPER_METHODS.items():
                 hit = paper[(paper["noise_level"] == w) & (paper["method"] == pm)]
                 row[(label, pm_label)] = f"{hit[paper_col].iloc[0] * 1e3:.1f}" if len(hit) else "n/a"

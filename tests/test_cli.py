@@ -8,7 +8,7 @@ from PIL import Image
 
 from .conftest import ROOT
 
-SUBCOMMANDS = ["clean", "simulate", "validate", "evaluate", "table", "figures", "benchmark", "bias"]
+SUBCOMMANDS = ["clean", "simulate", "validate", "evaluate", "table", "figures", "benchmark", "bias", "run-method"]
 
 
 def run(*args, cwd=None, check=True):

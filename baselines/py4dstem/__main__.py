@@ -31,6 +31,11 @@ def run(dataset: str, out: str, workers: int = 0, progress: bool = True) -> dict
     maps = strain_maps(B, mask)
     t_end = time.perf_counter()
     n = int(np.prod(mask.shape))
+    speeds = {
+        "detection_patterns_per_s": n / (t_fit - t_detect),
+        "fitting_patterns_per_s": n / (t_end - t_fit),
+        "fitted_fraction": float(np.isfinite(maps["exx"]).mean()),
+    }
     write_strain(
         out,
         maps,
@@ -39,11 +44,12 @@ def run(dataset: str, out: str, workers: int = 0, progress: bool = True) -> dict
         device="cpu",
         wall_seconds=t_end - t0,
         params=params.as_dict(),
-        extra_attrs={
-            "detection_patterns_per_s": n / (t_fit - t_detect),
-            "fitting_patterns_per_s": n / (t_end - t_fit),
-            "fitted_fraction": float(np.isfinite(maps["exx"]).mean()),
-        },
+        extra_attrs=speeds,
+    )
+    print(
+        f"py4dstem: {n} patterns, disk detection {speeds['detection_patterns_per_s']:.0f} patterns/s "
+        f"({workers or 'all'} workers), indexing and fitting {speeds['fitting_patterns_per_s']:.0f} patterns/s, "
+        f"fitted {speeds['fitted_fraction']:.1%}, total {t_end - t0:.1f} s"
     )
     return maps
 

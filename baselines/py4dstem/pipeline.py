@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from strainbench.io import DatasetReader, deformation_from_reciprocal, strain_from_deformation
+from strainbench.io import DatasetReader, deformation_from_reciprocal, reduced_basis, strain_from_deformation
 
 warnings.filterwarnings("ignore", module="py4DSTEM")
 
@@ -113,24 +113,6 @@ def _find_disks(patterns: np.ndarray, kernel: np.ndarray, kwargs: dict) -> list:
             row.append(np.stack([v.qx, v.qy, v.I], -1) if len(v.qx) else np.zeros((0, 3)))
         out.append(row)
     return out
-
-
-def reduced_basis(vectors: np.ndarray) -> np.ndarray:
-    """Basis ``[g1 g2]`` (columns) from disk vectors relative to the origin ``(n, 2)``.
-
-    ``g1`` is the shortest vector, ``g2`` the shortest at a counter-clockwise angle of 40..105
-    degrees from it (the 60-degree neighbour of a hexagonal lattice, the 90-degree one of a
-    square lattice).
-    """
-    lengths = np.linalg.norm(vectors, axis=1)
-    g1 = vectors[np.argmin(lengths)]
-    cross = g1[0] * vectors[:, 1] - g1[1] * vectors[:, 0]
-    angle = np.degrees(np.arctan2(cross, vectors @ g1))
-    cand = np.flatnonzero((angle > 40) & (angle < 105))
-    if cand.size == 0:
-        raise ValueError("no second lattice vector found in the reference pattern")
-    g2 = vectors[cand[np.argmin(lengths[cand])]]
-    return np.column_stack([g1, g2])
 
 
 def lattice_symmetry_deg(basis: np.ndarray) -> float:

@@ -27,6 +27,7 @@ __all__ = [
     "strain_from_deformation",
     "deformation_from_reciprocal",
     "wrap_angle_deg",
+    "reduced_basis",
 ]
 
 
@@ -106,3 +107,24 @@ def wrap_angle_deg(angle_deg: np.ndarray | float, period_deg: float) -> np.ndarr
     """Wrap angles into ``[-period/2, period/2)`` degrees (for symmetry-equivalent rotations)."""
     a = np.asarray(angle_deg, dtype=np.float64)
     return (a + 0.5 * period_deg) % period_deg - 0.5 * period_deg
+
+
+def reduced_basis(vectors: np.ndarray) -> np.ndarray:
+    """A lattice basis ``[g1 g2]`` (columns) chosen by one rule from lattice vectors ``(n, 2)``.
+
+    ``g1`` is the shortest vector; ``g2`` the shortest at a counter-clockwise angle of 40..105
+    degrees from ``g1`` (the 60-degree neighbour of a hexagonal lattice, the 90-degree one of a
+    square lattice). Applied to every grain, the bases differ only by a strain and a proper
+    rotation (never a mirror or a shear of the indexing), so ``B B_ref^-1`` is a valid relative
+    reciprocal deformation for :func:`deformation_from_reciprocal`.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    lengths = np.linalg.norm(vectors, axis=1)
+    g1 = vectors[np.argmin(lengths)]
+    cross = g1[0] * vectors[:, 1] - g1[1] * vectors[:, 0]
+    angle = np.degrees(np.arctan2(cross, vectors @ g1))
+    candidates = np.flatnonzero((angle > 40) & (angle < 105))
+    if candidates.size == 0:
+        raise ValueError("no second lattice vector at 40..105 degrees from the shortest one")
+    g2 = vectors[candidates[np.argmin(lengths[candidates])]]
+    return np.column_stack([g1, g2])

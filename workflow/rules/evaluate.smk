@@ -1,0 +1,47 @@
+# Metrics per (method, seed, level), the table beside the paper's, and the MAE-vs-noise figure.
+
+
+rule evaluate:
+    input:
+        dataset=f"{OUT}/datasets/s{{seed}}_w{{level}}.h5",
+        strain=f"{OUT}/strain/{{method}}/s{{seed}}_w{{level}}.h5",
+    output:
+        f"{OUT}/metrics/{{method}}/s{{seed}}_w{{level}}.json",
+    log:
+        f"{OUT}/logs/evaluate/{{method}}_s{{seed}}_w{{level}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate/{{method}}_s{{seed}}_w{{level}}.tsv"
+    shell:
+        "strainbench evaluate --dataset {input.dataset} --strain {input.strain} --out {output} > {log} 2>&1"
+
+
+METRICS = expand(f"{OUT}/metrics/{{method}}/s{{seed}}_w{{level}}.json", method=METHODS, seed=SEEDS, level=LEVELS)
+
+
+rule table:
+    input:
+        METRICS,
+    output:
+        md=f"{OUT}/table.md",
+        csv=f"{OUT}/table.csv",
+        tex=f"{OUT}/table.tex",
+    log:
+        f"{OUT}/logs/table.log",
+    benchmark:
+        f"{OUT}/benchmarks/table.tsv"
+    shell:
+        "strainbench table --metrics {input} --out {OUT}/table > {log} 2>&1"
+
+
+rule mae_vs_noise:
+    input:
+        METRICS,
+    output:
+        png=f"{OUT}/figures/mae_vs_noise.png",
+        pdf=f"{OUT}/figures/mae_vs_noise.pdf",
+    log:
+        f"{OUT}/logs/mae_vs_noise.log",
+    benchmark:
+        f"{OUT}/benchmarks/mae_vs_noise.tsv"
+    shell:
+        "strainbench figures mae-vs-noise --metrics {input} --out {output.png} > {log} 2>&1"

@@ -1,0 +1,28 @@
+# One fit rule per method folder (method.yaml): adding a method needs no edit here.
+
+for _name, _spec in METHODS.items():
+
+    rule:
+        name:
+            f"fit_{_name}"
+        input:
+            dataset=f"{OUT}/datasets/s{{seed}}_w{{level}}.h5",
+        output:
+            f"{OUT}/strain/{_name}/s{{seed}}_w{{level}}.h5",
+        log:
+            f"{OUT}/logs/{_name}/s{{seed}}_w{{level}}.log",
+        benchmark:
+            f"{OUT}/benchmarks/{_name}/s{{seed}}_w{{level}}.tsv"
+        params:
+            name=_name,
+            command=lambda wildcards, cmd=_spec["command"]: cmd,
+        threads: int(_spec["resources"].get("threads", 1))
+        resources:
+            mem_mb=int(_spec["resources"].get("mem_mb", 4000)),
+            runtime=int(_spec["resources"].get("runtime_min", 60)),
+            gpu=int(_spec["resources"].get("gpu", 0)),
+        container:
+            _spec.get("container")
+        shell:
+            "TQDM_DISABLE=1 strainbench run-method --method {params.name} --command-template {params.command:q} "
+            "--dataset {input.dataset} --out {output} --threads {threads} > {log} 2>&1"
