@@ -74,10 +74,17 @@ def _cmd_figures(args: argparse.Namespace) -> None:
         plot_patterns(args.datasets, args.out)
     elif args.kind == "ground-truth":
         plot_ground_truth(args.datasets[0], args.out)
-    else:
+    elif args.kind == "mae-vs-noise":
         from .figures import plot_mae_vs_noise
 
         plot_mae_vs_noise(args.metrics, args.out)
+    else:
+        from .figures import plot_strain_maps
+
+        if len(args.datasets or []) != 2:
+            raise ValueError("strain-maps needs --datasets NOISE_FREE NOISY")
+        strains = dict(item.split("=", 1) for item in args.strains or [])
+        plot_strain_maps(args.datasets[0], args.datasets[1], strains, args.out, args.errors_out)
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> None:
@@ -148,10 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", help="paper table CSV (default: the packaged Figure 3 transcription)")
     p.set_defaults(func=_cmd_table)
 
-    p = sub.add_parser("figures", help="patterns across noise levels, ground truth, or MAE vs noise (Fig. 3)")
-    p.add_argument("kind", choices=["patterns", "ground-truth", "mae-vs-noise"])
+    p = sub.add_parser("figures", help="patterns, ground truth, MAE vs noise (Fig. 3), strain maps (Fig. 2)")
+    p.add_argument("kind", choices=["patterns", "ground-truth", "mae-vs-noise", "strain-maps"])
     p.add_argument("--datasets", nargs="+", help="dataset files (one per column for 'patterns')")
     p.add_argument("--metrics", nargs="+", help="metrics JSON files (for 'mae-vs-noise')")
+    p.add_argument("--strains", nargs="+", help="METHOD=strain.h5 pairs (for 'strain-maps')")
+    p.add_argument("--errors-out", help="error-map figure path (for 'strain-maps')")
     p.add_argument("--out", required=True, help="output path; .png and .pdf are written")
     p.set_defaults(func=_cmd_figures)
 

@@ -1,4 +1,6 @@
 # Names shared by the rules: the run's output folder, methods, seeds and noise levels.
+import os
+
 import yaml
 
 from strainbench.methods import discover_methods
@@ -9,8 +11,23 @@ SEEDS = [int(s) for s in config["seeds"]]
 LEVELS = [f"{float(w):.2f}" for w in config["noise_levels"]]
 _FOUND = discover_methods(workflow.basedir)
 METHODS = {name: _FOUND[name] for name in config.get("methods", sorted(_FOUND))}
+# Images for --sdm apptainer: the harness's and each method's (method.yaml, overridable in config).
+IMAGES = {"strainbench": "containers/strainbench.sif"}
+IMAGES.update({name: spec["container"] for name, spec in METHODS.items()})
+IMAGES.update(config.get("containers", {}))
 
 
 wildcard_constraints:
     seed=r"\d+",
     level=r"\d\.\d\d",
+
+
+def noisy_output(path):
+    """A noisy dataset: temporary unless the config keeps them (a paper-scale cube is ~10 GB)."""
+    return path if config.get("keep_noisy", False) else temp(path)
+
+
+def figure_level():
+    """The configured Fig. 2 noise level, or the run's level nearest to it."""
+    wanted = float(config.get("figure_noise_level", 0.25))
+    return min(LEVELS, key=lambda w: abs(float(w) - wanted))

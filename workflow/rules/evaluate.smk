@@ -11,11 +11,18 @@ rule evaluate:
         f"{OUT}/logs/evaluate/{{method}}_s{{seed}}_w{{level}}.log",
     benchmark:
         f"{OUT}/benchmarks/evaluate/{{method}}_s{{seed}}_w{{level}}.tsv"
+    container:
+        IMAGES["strainbench"]
     shell:
         "strainbench evaluate --dataset {input.dataset} --strain {input.strain} --out {output} > {log} 2>&1"
 
 
-METRICS = expand(f"{OUT}/metrics/{{method}}/s{{seed}}_w{{level}}.json", method=METHODS, seed=SEEDS, level=LEVELS)
+METRICS = expand(
+    f"{OUT}/metrics/{{method}}/s{{seed}}_w{{level}}.json",
+    method=METHODS,
+    seed=SEEDS,
+    level=LEVELS,
+)
 
 
 rule table:
@@ -23,25 +30,35 @@ rule table:
         METRICS,
     output:
         md=f"{OUT}/table.md",
-        csv=f"{OUT}/table.csv",
+        csv=report(f"{OUT}/table.csv", category="Table", caption="../report/table.rst"),
         tex=f"{OUT}/table.tex",
     log:
         f"{OUT}/logs/table.log",
     benchmark:
         f"{OUT}/benchmarks/table.tsv"
+    container:
+        IMAGES["strainbench"]
+    params:
+        prefix=lambda wildcards, output: os.path.splitext(output.md)[0],
     shell:
-        "strainbench table --metrics {input} --out {OUT}/table > {log} 2>&1"
+        "strainbench table --metrics {input} --out {params.prefix} > {log} 2>&1"
 
 
 rule mae_vs_noise:
     input:
         METRICS,
     output:
-        png=f"{OUT}/figures/mae_vs_noise.png",
+        png=report(
+            f"{OUT}/figures/mae_vs_noise.png",
+            category="Figures",
+            caption="../report/mae_vs_noise.rst",
+        ),
         pdf=f"{OUT}/figures/mae_vs_noise.pdf",
     log:
         f"{OUT}/logs/mae_vs_noise.log",
     benchmark:
         f"{OUT}/benchmarks/mae_vs_noise.tsv"
+    container:
+        IMAGES["strainbench"]
     shell:
         "strainbench figures mae-vs-noise --metrics {input} --out {output.png} > {log} 2>&1"

@@ -13,16 +13,16 @@ for _name, _spec in METHODS.items():
             f"{OUT}/logs/{_name}/s{{seed}}_w{{level}}.log",
         benchmark:
             f"{OUT}/benchmarks/{_name}/s{{seed}}_w{{level}}.tsv"
-        params:
-            name=_name,
-            command=lambda wildcards, cmd=_spec["command"]: cmd,
+        container:
+            IMAGES[_name]
         threads: int(_spec["resources"].get("threads", 1))
         resources:
             mem_mb=int(_spec["resources"].get("mem_mb", 4000)),
             runtime=int(_spec["resources"].get("runtime_min", 60)),
             gpu=int(_spec["resources"].get("gpu", 0)),
-        container:
-            _spec.get("container")
+        params:
+            name=_name,
+            command=lambda wildcards, cmd=_spec["command"]: cmd,
         shell:
             "TQDM_DISABLE=1 strainbench run-method --method {params.name} --command-template {params.command:q} "
             "--dataset {input.dataset} --out {output} --threads {threads} > {log} 2>&1"

@@ -3,7 +3,7 @@
 
 rule run_config:
     output:
-        f"{OUT}/config.yaml",
+        report(f"{OUT}/config.yaml", category="Config", caption="../report/config.rst"),
     log:
         f"{OUT}/logs/run_config.log",
     benchmark:
@@ -22,13 +22,11 @@ rule clean:
         f"{OUT}/logs/clean_s{{seed}}.log",
     benchmark:
         f"{OUT}/benchmarks/clean_s{{seed}}.tsv"
-    threads: workflow.cores
+    container:
+        IMAGES["strainbench"]
+    threads: 8  # scaled down to --cores; the multislice grains run one per core
     shell:
         "strainbench clean --config {input.cfg} --seed {wildcards.seed} --out {output} --no-progress > {log} 2>&1"
-
-
-def _noisy(path):
-    return path if config.get("keep_noisy", False) else temp(path)
 
 
 rule simulate:
@@ -36,11 +34,13 @@ rule simulate:
         cfg=rules.run_config.output,
         clean=rules.clean.output,
     output:
-        _noisy(f"{OUT}/datasets/s{{seed}}_w{{level}}.h5"),
+        noisy_output(f"{OUT}/datasets/s{{seed}}_w{{level}}.h5"),
     log:
         f"{OUT}/logs/simulate_s{{seed}}_w{{level}}.log",
     benchmark:
         f"{OUT}/benchmarks/simulate_s{{seed}}_w{{level}}.tsv"
+    container:
+        IMAGES["strainbench"]
     threads: 2
     shell:
         "strainbench simulate --config {input.cfg} --seed {wildcards.seed} --noise-level {wildcards.level} "

@@ -1,0 +1,120 @@
+"""Containers and profiles: a stand-in apptainer runs the DAG; recipes are pinned; profiles dry-run."""
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT
+from .test_workflow import _snakemake
+
+pytest.importorskip("snakemake")
+
+STAND_IN = r'''#!/usr/bin/env bash
+# Stand-in for apptainer: records its arguments; build/pull create the image; exec runs on the host.
+echo "$*" >> "$APPTAINER_LOG"
+case "$1" in
+  --version) echo "apptainer version 1.3.4"; exit 0 ;;
+  build) touch "$2"; exit 0 ;;
+  pull) shift; [ "$1" = "--name" ] && touch "$2"; exit 0 ;;
+  exec)
+    while [ $# -gt 0 ] && [ "$1" != "-c" ]; do shift; done
+    shift; exec bash -c "$1" ;;
+esac
+echo "stand-in apptainer: unsupported: $*" >&2; exit 1
+'''
+
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "apptainer"
+    exe.write_text(STAND_IN)
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "apptainer.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("APPTAINER_LOG", str(log))
+    return log
+
+
+def test_every_rule_runs_in_its_own_image(tmp_path, stand_in):
+    wd = tmp_path / "wf"
+    wd.mkdir()
+    for name in ("Snakefile", "workflow", "config", "baselines", "strainbench", "containers", "constraints.txt"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, wd / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.sif"))
+        else:
+            shutil.copy(src, wd / name)
+    subprocess.run(["bash", "containers/build.sh", "strainbench", "py4dstem"], cwd=wd, check=True)
+    assert (wd / "containers" / "py4dstem.sif").exists()
+    res = _snakemake(wd, "--sdm", "apptainer", "--config", "methods=[py4dstem]")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    calls = [line for line in stand_in.read_text().splitlines() if line.startswith("exec")]
+    fits = [c for c in calls if "baselines.py4dstem" in c or "run-method" in c]
+    assert len(fits) == 3  # one per noise level of the tiny config
+    assert all("containers/py4dstem.sif" in c for c in fits)
+    harness = [c for c in calls if c not in fits]
+    assert harness and all("containers/strainbench.sif" in c for c in harness)
+    assert any("strainbench simulate" in c for c in harness) and any("strainbench evaluate" in c for c in harness)
+    assert (wd / "results" / "tiny" / "table.md").exists()
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^\s*-?\s*([A-Za-z0-9_.-]+)==([^\s#]+)", line)
+        if m:
+            pins[m.group(1).lower()] = m.group(2)
+    return pins
+
+
+def test_recipes_install_pinned_packages():
+    constraints = _pins(ROOT / "constraints.txt")
+    environment = _pins(ROOT / "environment.yml")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    recipes = sorted((ROOT / "containers").glob("*.def")) + sorted((ROOT / "containers").glob("*.Dockerfile"))
+    assert {p.stem for p in recipes} == {"strainbench", "py4dstem", "ccstae"}
+    for recipe in recipes:
+        text = recipe.read_text()
+        base = re.search(r"^(?:From:|FROM)\s+(\S+)", text, re.M).group(1)
+        assert ":" in base and not base.endswith(":latest"), f"{recipe.name}: base image {base} must carry a version tag"
+        installs = re.findall(r"pip install (.*)", text)
+        assert installs and all("-c constraints.txt" in i for i in installs), f"{recipe.name}: pip must use -c constraints.txt"
+        for chosen in re.findall(r"\.\[([a-z0-9,]+)\]", text):
+            for extra in chosen.split(",") + ["(core)"]:
+                for req in project["dependencies"] if extra == "(core)" else extras[extra]:
+                    name = re.match(r"[A-Za-z0-9_.-]+", req).group(0).lower()
+                    if name == "strainbench":
+                        continue
+                    assert name in constraints, f"{recipe.name}: {name} (extra {extra}) is not pinned in constraints.txt"
+                    assert environment.get(name) == constraints[name], f"{name}: environment.yml and constraints.txt differ"
+
+
+@pytest.mark.parametrize("profile", ["default", "slurm", "slurm-gpu"])
+def test_profiles_dry_run(profile):
+    cfg = yaml.safe_load((ROOT / "profiles" / profile / "config.yaml").read_text())
+    if profile != "default":
+        assert cfg["executor"] == "slurm"
+    if profile == "slurm-gpu":
+        assert "--nv" in cfg["apptainer-args"]
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--profile", f"profiles/{profile}", "--configfile", "config/tiny.yaml"]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "fit_py4dstem" in res.stdout and "simulate" in res.stdout
+
+
+def test_workflow_lint_and_format():
+    lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True)
+    assert lint.returncode == 0 and "good condition" in lint.stdout + lint.stderr, lint.stdout[-2000:]
+    fmt = subprocess.run(["snakefmt", "--check", "Snakefile", "workflow/"], cwd=ROOT, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stderr[-2000:]
