@@ -1,0 +1,44 @@
+"""Affine transforms in the contract's axes and their use with ``affine_grid``/``grid_sample``.
+
+An affine ``(A, t)`` acts on pixel-centred detector coordinates normalised to [-1, 1] and ordered
+``(x, y)`` = (row, column), as in the data contract. ``warp(image, A, t)(p) = image(A p + t)``:
+if the warped pattern matches the base, the pattern's disks sit at ``A p_base + t``, i.e. its
+reciprocal lattice is ``A`` times the base's. PyTorch's ``affine_grid`` orders coordinates
+(column, row), so ``theta = P A P`` with ``P`` the swap.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_SWAP = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+
+
+def compose(scale_x: torch.Tensor, scale_y: torch.Tensor, shear: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """``A = R(angle) S`` with ``S = [[1 + scale_x, shear], [shear, 1 + scale_y]]``; ``(B, 2, 2)``.
+
+    ``angle`` in radians, counter-clockwise on ``(x, y)`` column vectors (the contract's ``R``).
+    """
+    c, s = torch.cos(angle), torch.sin(angle)
+    R = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+    S = torch.stack([torch.stack([1 + scale_x, shear], -1), torch.stack([shear, 1 + scale_y], -1)], -2)
+    return R @ S
+
+
+def theta(A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``affine_grid``'s ``(B, 2, 3)`` matrix for ``(A, t)`` given in (row, column) order."""
+    P = _SWAP.to(A)
+    return torch.cat([P @ A @ P, (t @ P.T).unsqueeze(-1)], dim=-1)
+
+
+def invert(A: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inverse affine: ``p = A q + t``  <=>  ``q = A^-1 p - A^-1 t``."""
+    Ainv = torch.linalg.inv(A)
+    return Ainv, -(Ainv @ t.unsqueeze(-1)).squeeze(-1)
+
+
+def warp(image: torch.Tensor, A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Sample ``image`` ``(B, C, H, W)`` at ``A p + t`` for every output pixel ``p`` (bilinear)."""
+    grid = F.affine_grid(theta(A, t), list(image.shape), align_corners=False)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -1,0 +1,108 @@
+"""Loading a contract dataset for CC-ST-AE: preprocessing, geometry from the probe, masks.
+
+Preprocessing: each pattern is scaled to mean 1 and square-rooted (the square root makes Poisson
+noise of any count level roughly uniform, and keeps the weak disks from being swamped by the
+direct beam). Everything the model needs about the geometry comes from the probe: its centre
+(centre of mass) and radius (half-maximum area), as it must on experimental data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from strainbench.io import DatasetReader
+
+
+@dataclass
+class PatternSet:
+    """Preprocessed patterns and what is known about them.
+
+    Attributes
+    ----------
+    patterns : float32 (N, 1, Q, Q), preprocessed (square root of mean-1 patterns)
+    scan_shape : (Rx, Ry); pattern ``i`` is scan position ``divmod(i, Ry)``
+    reference_mask : bool (Rx, Ry)
+    probe_radius : pixels; probe_centre : (x, y) pixels
+    """
+
+    patterns: torch.Tensor
+    scan_shape: tuple[int, int]
+    reference_mask: np.ndarray
+    probe_radius: float
+    probe_centre: tuple[float, float]
+
+
+def preprocess(block: np.ndarray) -> np.ndarray:
+    """``sqrt(I / mean(I))`` per pattern, float32; ``block`` is ``(..., Q, Q)``."""
+    block = np.asarray(block, dtype=np.float32)
+    mean = block.mean(axis=(-2, -1), keepdims=True)
+    return np.sqrt(block / np.maximum(mean, 1e-12))
+
+
+def probe_geometry(probe: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """Radius (from the area above half maximum) and centre of mass of the vacuum probe, pixels."""
+    xx, yy = np.indices(probe.shape)
+    total = probe.sum()
+    centre = (float((probe * xx).sum() / total), float((probe * yy).sum() / total))
+    radius = float(np.sqrt((probe > 0.5 * probe.max()).sum() / np.pi))
+    return radius, centre
+
+
+def load_patterns(path: str) -> PatternSet:
+    """Read and preprocess every pattern of a dataset file (block by block)."""
+    with DatasetReader(path) as reader:
+        Rx, Ry = reader.scan_shape
+        Q = reader.pattern_shape
+        out = np.empty((Rx * Ry, 1) + Q, dtype=np.float32)
+        for r0, block in reader.iter_blocks(8):
+            rows = block.shape[0]
+            out[r0 * Ry : (r0 + rows) * Ry, 0] = preprocess(block.reshape((-1,) + Q))
+        radius, centre = probe_geometry(reader.probe)
+        return PatternSet(torch.from_numpy(out), (Rx, Ry), reader.reference_mask.copy(), radius, centre)
+
+
+def radial_grid(size: int, centre: tuple[float, float]) -> torch.Tensor:
+    """Distance of each pixel from ``centre``, pixels, ``(size, size)``."""
+    xx, yy = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    return torch.hypot(xx - centre[0], yy - centre[1])
+
+
+def ring_mask(size: int, centre: tuple[float, float], inner: float, outer: float) -> torch.Tensor:
+    """1 between radii ``inner`` and ``outer`` (pixels), else 0; ``(1, 1, size, size)``."""
+    r = radial_grid(size, centre)
+    return ((r >= inner) & (r <= outer)).float()[None, None]
+
+
+def spot_mask(base: torch.Tensor, ring: torch.Tensor, disk_radius: float, radius_factor: float, min_separation: float) -> torch.Tensor:
+    """Disks of ``radius_factor * disk_radius`` around the diffraction spots of a learned base.
+
+    Spots are local maxima of the base smoothed by a disk of the probe's radius, at least half a
+    probe radius inside ``ring`` (away from the direct beam's smoothed edge), at least
+    ``min_separation`` pixels apart, and above the ring's median by a third of the brightest
+    spot's height. ``base`` is ``(1, 1, Q, Q)``; returns the mask, same shape.
+    """
+    k = int(np.ceil(disk_radius))
+    yy, xx = torch.meshgrid(torch.arange(-k, k + 1.0), torch.arange(-k, k + 1.0), indexing="ij")
+    kernel = (torch.hypot(xx, yy) <= disk_radius).float()
+    smooth = F.conv2d(base, (kernel / kernel.sum())[None, None], padding=k)
+    window = int(2 * (min_separation // 2) + 1)
+    inner = -F.max_pool2d(-ring, 2 * (k // 2) + 1, stride=1, padding=k // 2)  # ring eroded by ~r/2
+    peaks = (smooth == F.max_pool2d(smooth, window, stride=1, padding=window // 2)) & (inner > 0)
+    if not peaks.any():
+        return ring
+    median = smooth[ring > 0].median()
+    peaks &= smooth > median + (smooth[peaks].max() - median) / 3
+    size = base.shape[-1]
+    mask = torch.zeros_like(base)
+    for _, _, x, y in torch.nonzero(peaks).tolist():
+        mask = torch.maximum(mask, (radial_grid(size, (x, y)) <= radius_factor * disk_radius).float()[None, None])
+    return mask * ring
+
+
+def encoder_input(patterns: torch.Tensor, ring: torch.Tensor, size: int) -> torch.Tensor:
+    """The encoder's view: the ring region, average-pooled to ``size x size``."""
+    return F.adaptive_avg_pool2d(patterns * ring, size)

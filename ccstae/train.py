@@ -1,0 +1,163 @@
+"""Training CC-ST-AE on one dataset, then reading each pattern's affine transform.
+
+Two stages in one fit, with one configuration for every noise level:
+
+1. **Rotation** (``rotation_epochs``): strain and shear held at zero, the ring mask (the direct
+   beam and the outer boundary excluded); the rotation and translation are learned against the
+   dictionary base, initialised as the mean pattern of the reference region.
+2. **Strain** (``strain_epochs``): every parameter free; the mask becomes one disk around each
+   diffraction spot of the learned base, shrinking from ``spot_radius_start`` to
+   ``spot_radius_end`` probe radii over the stage, so the model stops fitting background noise.
+
+Loss: masked MSE of the input warped onto the base; masked MSE of the base warped back by the
+inverse affine onto the input (the cycle term, over every pixel of the mask carried into the
+input's frame); ``l1_weight`` x L1 of the bases; ``range_weight`` x relu(|strain| - 0.03) and
+relu(|shear| - 0.03).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .affine import invert, warp
+from .data import PatternSet, encoder_input, ring_mask, spot_mask
+from .model import CCSTAE, AffineLimits, count_parameters
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Hyperparameters of a fit (one set for every dataset and noise level)."""
+
+    encoder_size: int = 32
+    num_bases: int = 1
+    batch_size: int = 32
+    rotation_epochs: int = 3
+    strain_epochs: int = 7
+    learning_rate: float = 2e-3
+    base_learning_rate: float = 5e-3
+    ring_inner: float = 1.3  # probe radii
+    ring_outer: float = 0.48  # fraction of the pattern width
+    spot_radius_start: float = 1.5  # probe radii
+    spot_radius_end: float = 1.1
+    l1_weight: float = 1e-4
+    range_weight: float = 10.0
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FitConfig":
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown ccstae config keys: {sorted(unknown)}")
+        return cls(**values)
+
+
+def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``sum(mask (a - b)^2) / sum(mask)`` per pattern."""
+    num = (mask * (a - b) ** 2).sum(dim=(1, 2, 3))
+    return (num / mask.sum(dim=(1, 2, 3)).clamp_min(1.0)).mean()
+
+
+def loss_terms(model: CCSTAE, x: torch.Tensor, x_small: torch.Tensor, mask: torch.Tensor, cfg: FitConfig, freeze_strain: bool):
+    A, t, base, params = model(x_small, freeze_strain=freeze_strain)
+    forward = masked_mse(warp(x, A, t), base, mask.expand_as(base))
+    A_inv, t_inv = invert(A, t)
+    mask_in = warp(mask.expand_as(base), A_inv, t_inv)
+    cycle = masked_mse(warp(base, A_inv, t_inv), x, mask_in)
+    l1 = model.bases().abs().mean()
+    limit = torch.relu(params.abs() - 0.03).mean()
+    total = forward + cycle + cfg.l1_weight * l1 + cfg.range_weight * limit
+    return total, {"forward": float(forward.detach()), "cycle": float(cycle.detach())}
+
+
+@dataclass
+class FitResult:
+    A: np.ndarray  # (N, 2, 2), contract (x, y) axes, normalised coordinates
+    t: np.ndarray  # (N, 2)
+    history: list[dict]
+    train_patterns_per_s: float
+    inference_patterns_per_s: float
+    parameters: int
+
+
+def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool = True, checkpoint: Path | None = None) -> FitResult:
+    """Train on every pattern of ``data`` and return each pattern's affine transform."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    size = data.patterns.shape[-1]
+    ring = ring_mask(size, data.probe_centre, cfg.ring_inner * data.probe_radius, cfg.ring_outer * size).to(device)
+    patterns = data.patterns.to(device)
+    small = encoder_input(patterns, ring, cfg.encoder_size)
+    ref_idx = torch.from_numpy(np.flatnonzero(data.reference_mask.ravel()))
+    init_base = patterns[ref_idx.to(device)].mean(dim=0)[0].cpu()
+    model = CCSTAE(size, cfg.encoder_size, cfg.num_bases, AffineLimits(), init_base).to(device)
+    net_params = [p for n, p in model.named_parameters() if n != "base_logits"]
+    opt = torch.optim.Adam([{"params": net_params, "lr": cfg.learning_rate}, {"params": [model.base_logits], "lr": cfg.base_learning_rate}])
+    epochs = cfg.rotation_epochs + cfg.strain_epochs
+    start_epoch, history = 0, []
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["config"] == asdict(cfg):
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            gen.set_state(state["generator"])
+            start_epoch, history = state["epoch"], state["history"]
+    n = patterns.shape[0]
+    bar = tqdm(range(start_epoch, epochs), desc="ccstae fit", unit="epoch", disable=not progress, initial=start_epoch, total=epochs)
+    t_train = 0.0
+    for epoch in bar:
+        rotation_stage = epoch < cfg.rotation_epochs
+        if rotation_stage:
+            mask = ring
+        else:
+            frac = (epoch - cfg.rotation_epochs) / max(cfg.strain_epochs - 1, 1)
+            factor = cfg.spot_radius_start + frac * (cfg.spot_radius_end - cfg.spot_radius_start)
+            with torch.no_grad():
+                mask = spot_mask(model.bases()[:1, None], ring, data.probe_radius, factor, 2 * data.probe_radius)
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(n, generator=gen).to(device)
+        sums = {"loss": 0.0, "forward": 0.0, "cycle": 0.0}
+        for i in range(0, n, cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            loss, parts = loss_terms(model, patterns[idx], small[idx], mask, cfg, rotation_stage)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            w = idx.numel() / n
+            sums["loss"] += float(loss.detach()) * w
+            for k, v in parts.items():
+                sums[k] += v * w
+        dt = time.perf_counter() - t0
+        t_train += dt
+        history.append({"epoch": epoch, "stage": "rotation" if rotation_stage else "strain", **sums, "patterns_per_s": n / dt})
+        bar.set_postfix(loss=f"{sums['loss']:.4g}", stage=history[-1]["stage"], pps=f"{n / dt:.0f}")
+        if checkpoint is not None:
+            torch.save(
+                {"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch + 1, "history": history},
+                checkpoint,
+            )
+    model.eval()
+    t0 = time.perf_counter()
+    As, ts = [], []
+    with torch.no_grad():
+        for i in range(0, n, 4 * cfg.batch_size):
+            A, t, _, _ = model(small[i : i + 4 * cfg.batch_size])
+            As.append(A.cpu())
+            ts.append(t.cpu())
+    t_infer = time.perf_counter() - t0
+    trained = max(epochs - start_epoch, 1)
+    return FitResult(
+        A=torch.cat(As).double().numpy(),
+        t=torch.cat(ts).double().numpy(),
+        history=history,
+        train_patterns_per_s=n * trained / t_train if t_train > 0 else math.nan,
+        inference_patterns_per_s=n / t_infer,
+        parameters=count_parameters(model),
+    )
