@@ -52,6 +52,20 @@ def probe_geometry(probe: np.ndarray) -> tuple[float, tuple[float, float]]:
     return radius, centre
 
 
+def gaussian_blur(patterns: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, 1, Q, Q)`` patterns, ``sigma`` in pixels (0: unchanged)."""
+    if sigma <= 0:
+        return patterns
+    k = int(np.ceil(3 * sigma))
+    g = torch.exp(-0.5 * (torch.arange(-k, k + 1.0) / sigma) ** 2).to(patterns)
+    g = g / g.sum()
+    out = torch.empty_like(patterns)
+    for i in range(0, patterns.shape[0], 512):
+        x = F.conv2d(F.pad(patterns[i : i + 512], (k, k, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
+        out[i : i + 512] = F.conv2d(F.pad(x, (0, 0, k, k), mode="replicate"), g.view(1, 1, -1, 1))
+    return out
+
+
 def load_patterns(path: str) -> PatternSet:
     """Read and preprocess every pattern of a dataset file (block by block)."""
     with DatasetReader(path) as reader:
@@ -103,6 +117,23 @@ def spot_mask(base: torch.Tensor, ring: torch.Tensor, disk_radius: float, radius
     return mask * ring
 
 
-def encoder_input(patterns: torch.Tensor, ring: torch.Tensor, size: int) -> torch.Tensor:
-    """The encoder's view: the ring region, average-pooled to ``size x size``."""
-    return F.adaptive_avg_pool2d(patterns * ring, size)
+def encoder_input(patterns: torch.Tensor, ring: torch.Tensor, centre: tuple[float, float], size: int) -> torch.Tensor:
+    """The encoder's view of each pattern, ``(N, 1, size, size)``.
+
+    The ring region with its azimuthal mean (at each integer radius from ``centre``) removed,
+    so that what is left is the disks' angular modulation, not the radially symmetric direct-beam
+    tail and background; average-pooled to ``size x size`` and scaled to unit variance.
+    """
+    q = patterns.shape[-1]
+    r = radial_grid(q, centre).round().long().view(-1)
+    onehot = F.one_hot(r, int(r.max()) + 1).to(patterns)
+    onehot = onehot * ring.view(-1, 1)
+    counts = onehot.sum(0).clamp_min(1.0)
+    out = torch.empty(patterns.shape[0], 1, size, size, dtype=patterns.dtype, device=patterns.device)
+    for i in range(0, patterns.shape[0], 256):
+        x = patterns[i : i + 256].reshape(-1, q * q) * ring.view(1, -1)
+        radial = (x @ onehot) / counts
+        x = (x - radial @ onehot.T).view(-1, 1, q, q)
+        pooled = F.adaptive_avg_pool2d(x, size)
+        out[i : i + 256] = pooled / pooled.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+    return out

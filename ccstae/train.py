@@ -4,7 +4,8 @@ Two stages in one fit, with one configuration for every noise level:
 
 1. **Rotation** (``rotation_epochs``): strain and shear held at zero, the ring mask (the direct
    beam and the outer boundary excluded); the rotation and translation are learned against the
-   dictionary base, initialised as the mean pattern of the reference region.
+   dictionary base, initialised as the mean pattern of the reference region and held fixed in
+   this stage.
 2. **Strain** (``strain_epochs``): every parameter free; the mask becomes one disk around each
    diffraction spot of the learned base, shrinking from ``spot_radius_start`` to
    ``spot_radius_end`` probe radii over the stage, so the model stops fitting background noise.
@@ -27,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .affine import invert, warp
-from .data import PatternSet, encoder_input, ring_mask, spot_mask
+from .data import PatternSet, encoder_input, gaussian_blur, ring_mask, spot_mask
 from .model import CCSTAE, AffineLimits, count_parameters
 
 
@@ -46,6 +47,7 @@ class FitConfig:
     ring_outer: float = 0.48  # fraction of the pattern width
     spot_radius_start: float = 1.5  # probe radii
     spot_radius_end: float = 1.1
+    rotation_blur: float = 0.5  # probe radii
     l1_weight: float = 1e-4
     range_weight: float = 10.0
     seed: int = 0
@@ -64,8 +66,11 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return (num / mask.sum(dim=(1, 2, 3)).clamp_min(1.0)).mean()
 
 
-def loss_terms(model: CCSTAE, x: torch.Tensor, x_small: torch.Tensor, mask: torch.Tensor, cfg: FitConfig, freeze_strain: bool):
+def loss_terms(model: CCSTAE, x: torch.Tensor, x_small: torch.Tensor, mask: torch.Tensor, cfg: FitConfig, freeze_strain: bool, fixed_base: torch.Tensor | None = None):
+    """The training loss of a batch; ``fixed_base`` replaces the dictionary's base (rotation stage)."""
     A, t, base, params = model(x_small, freeze_strain=freeze_strain)
+    if fixed_base is not None:
+        base = fixed_base.expand_as(base)
     forward = masked_mse(warp(x, A, t), base, mask.expand_as(base))
     A_inv, t_inv = invert(A, t)
     mask_in = warp(mask.expand_as(base), A_inv, t_inv)
@@ -93,9 +98,12 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     size = data.patterns.shape[-1]
     ring = ring_mask(size, data.probe_centre, cfg.ring_inner * data.probe_radius, cfg.ring_outer * size).to(device)
     patterns = data.patterns.to(device)
-    small = encoder_input(patterns, ring, cfg.encoder_size)
+    # rotation stage: patterns and base blurred by half a probe radius (less noise, wider basins)
+    blurred = gaussian_blur(patterns, cfg.rotation_blur * data.probe_radius)
+    small = encoder_input(patterns, ring, data.probe_centre, cfg.encoder_size)
     ref_idx = torch.from_numpy(np.flatnonzero(data.reference_mask.ravel()))
     init_base = patterns[ref_idx.to(device)].mean(dim=0)[0].cpu()
+    blurred_base = blurred[ref_idx.to(device)].mean(dim=0, keepdim=True)
     model = CCSTAE(size, cfg.encoder_size, cfg.num_bases, AffineLimits(), init_base).to(device)
     net_params = [p for n, p in model.named_parameters() if n != "base_logits"]
     opt = torch.optim.Adam([{"params": net_params, "lr": cfg.learning_rate}, {"params": [model.base_logits], "lr": cfg.base_learning_rate}])
@@ -120,13 +128,19 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
             factor = cfg.spot_radius_start + frac * (cfg.spot_radius_end - cfg.spot_radius_start)
             with torch.no_grad():
                 mask = spot_mask(model.bases()[:1, None], ring, data.probe_radius, factor, 2 * data.probe_radius)
+        # the base stays the reference pattern while rotations are found: a base that learned from
+        # still-unaligned patterns would blur into a ring and erase the rotation signal
+        opt.param_groups[1]["lr"] = 0.0 if rotation_stage else cfg.base_learning_rate
         model.train()
         t0 = time.perf_counter()
         order = torch.randperm(n, generator=gen).to(device)
         sums = {"loss": 0.0, "forward": 0.0, "cycle": 0.0}
         for i in range(0, n, cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
-            loss, parts = loss_terms(model, patterns[idx], small[idx], mask, cfg, rotation_stage)
+            if rotation_stage:
+                loss, parts = loss_terms(model, blurred[idx], small[idx], mask, cfg, True, blurred_base)
+            else:
+                loss, parts = loss_terms(model, patterns[idx], small[idx], mask, cfg, False)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
