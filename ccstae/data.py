@@ -1,8 +1,11 @@
 """Loading a contract dataset for CC-ST-AE: preprocessing, geometry from the probe, masks.
 
-Preprocessing: each pattern is scaled to mean 1 and square-rooted (the square root makes Poisson
-noise of any count level roughly uniform, and keeps the weak disks from being swamped by the
-direct beam). Everything the model needs about the geometry comes from the probe: its centre
+Preprocessing: the Anscombe transform ``sqrt(counts + 3/8)``, which makes Poisson noise of any
+count level nearly uniform (so that a change of mask or scale does not trade signal for noise
+variance) and keeps the weak disks from being swamped by the direct beam, scaled by the mean count.
+Counts are the intensities divided by the detector's gain, estimated from the data as the
+smallest positive intensity (one electron, on counted data; on noise-free data it is tiny and
+the transform is a plain square root). Everything the model needs about the geometry comes from the probe: its centre
 (centre of mass) and radius (half-maximum area), as it must on experimental data.
 """
 
@@ -36,11 +39,19 @@ class PatternSet:
     probe_centre: tuple[float, float]
 
 
-def preprocess(block: np.ndarray) -> np.ndarray:
-    """``sqrt(I / mean(I))`` per pattern, float32; ``block`` is ``(..., Q, Q)``."""
-    block = np.asarray(block, dtype=np.float32)
-    mean = block.mean(axis=(-2, -1), keepdims=True)
-    return np.sqrt(block / np.maximum(mean, 1e-12))
+def preprocess(block: np.ndarray, gain: float) -> np.ndarray:
+    """``sqrt((I / gain + 3/8) / mean(I / gain))`` per pattern, float32; ``block`` is ``(..., Q, Q)``."""
+    counts = np.asarray(block, dtype=np.float64) / gain
+    mean = counts.mean(axis=(-2, -1), keepdims=True)
+    return np.sqrt((counts + 0.375) / np.maximum(mean, 1e-12)).astype(np.float32)
+
+
+def estimate_gain(block: np.ndarray) -> float:
+    """Intensity of one count: the smallest positive intensity of ``block``."""
+    positive = block[block > 0]
+    if positive.size == 0:
+        raise ValueError("the first patterns of the dataset are all zero")
+    return float(positive.min())
 
 
 def probe_geometry(probe: np.ndarray) -> tuple[float, tuple[float, float]]:
@@ -72,9 +83,10 @@ def load_patterns(path: str) -> PatternSet:
         Rx, Ry = reader.scan_shape
         Q = reader.pattern_shape
         out = np.empty((Rx * Ry, 1) + Q, dtype=np.float32)
+        gain = estimate_gain(reader.read_rows(0, min(8, Rx)))
         for r0, block in reader.iter_blocks(8):
             rows = block.shape[0]
-            out[r0 * Ry : (r0 + rows) * Ry, 0] = preprocess(block.reshape((-1,) + Q))
+            out[r0 * Ry : (r0 + rows) * Ry, 0] = preprocess(block.reshape((-1,) + Q), gain)
         radius, centre = probe_geometry(reader.probe)
         return PatternSet(torch.from_numpy(out), (Rx, Ry), reader.reference_mask.copy(), radius, centre)
 

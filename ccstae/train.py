@@ -48,6 +48,7 @@ class FitConfig:
     spot_radius_start: float = 1.5  # probe radii
     spot_radius_end: float = 1.1
     rotation_blur: float = 0.5  # probe radii
+    forward_weight: float = 1.0  # the cycle term's weight is 1
     l1_weight: float = 1e-4
     range_weight: float = 10.0
     seed: int = 0
@@ -77,7 +78,7 @@ def loss_terms(model: CCSTAE, x: torch.Tensor, x_small: torch.Tensor, mask: torc
     cycle = masked_mse(warp(base, A_inv, t_inv), x, mask_in)
     l1 = model.bases().abs().mean()
     limit = torch.relu(params.abs() - 0.03).mean()
-    total = forward + cycle + cfg.l1_weight * l1 + cfg.range_weight * limit
+    total = cfg.forward_weight * forward + cycle + cfg.l1_weight * l1 + cfg.range_weight * limit
     return total, {"forward": float(forward.detach()), "cycle": float(cycle.detach())}
 
 

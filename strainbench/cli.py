@@ -36,16 +36,16 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
 def _cmd_validate(args: argparse.Namespace) -> None:
     from .io import read_strain, validate_dataset
+    from .io.dataset import file_format
+    from .io.strain import STRAIN_FORMAT
 
     for path in args.files:
-        try:
-            info = validate_dataset(path)
-            print(f"{path}: valid dataset, scan {info.scan_shape}, patterns {info.pattern_shape}, labels: {info.has_labels}")
-        except ContractError as err:
-            if "strainbench.strain" not in str(err):
-                raise
+        if file_format(path) == STRAIN_FORMAT:
             maps = read_strain(path)
             print(f"{path}: valid strain file, scan {maps.shape}, method {maps.attrs['method']}")
+        else:
+            info = validate_dataset(path)
+            print(f"{path}: valid dataset, scan {info.scan_shape}, patterns {info.pattern_shape}, labels: {info.has_labels}")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:

@@ -30,6 +30,13 @@ def save_figure(fig: plt.Figure, out: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+def _show_pattern(ax: plt.Axes, pattern: np.ndarray) -> None:
+    """A diffraction pattern on a log scale spanning five decades below its maximum."""
+    positive = pattern[pattern > 0]
+    vmin = max(positive.min() if positive.size else 1e-3, pattern.max() * 1e-5)
+    ax.imshow(np.clip(pattern, vmin, None), norm=LogNorm(vmin=vmin, vmax=pattern.max()), cmap="magma")
+
+
 def _positions_of_grains(grain_map: np.ndarray, n: int) -> list[tuple[int, int]]:
     """The most central position of ``n`` of the largest grains (for example patterns)."""
     ids, sizes = np.unique(grain_map, return_counts=True)
@@ -51,11 +58,8 @@ def plot_patterns(datasets: Sequence[str | os.PathLike], out: str | os.PathLike,
         for j, ds in enumerate(readers):
             w = ds.attrs.get("noise_level", float("nan"))
             for i, (rx, ry) in enumerate(positions):
-                pattern = ds.read_rows(rx, rx + 1)[0, ry]
-                positive = pattern[pattern > 0]
-                vmin = max(positive.min() if positive.size else 1e-3, pattern.max() * 1e-5)
                 ax = axes[i, j]
-                ax.imshow(np.clip(pattern, vmin, None), norm=LogNorm(vmin=vmin, vmax=pattern.max()), cmap="magma")
+                _show_pattern(ax, ds.read_rows(rx, rx + 1)[0, ry])
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if i == 0:
@@ -146,7 +150,7 @@ def plot_strain_maps(
 ) -> None:
     """The paper's Fig. 2 (for the noise level of ``noisy``) and the error maps.
 
-    Fig. 2: mean intensity image, one pattern noise-free and noisy, then for the ground truth and
+    Fig. 2: virtual dark field, one pattern noise-free and noisy, then for the ground truth and
     each method the exx, eyy, exy maps (one colour range for all, in percent) and their
     histograms. Error maps: ``estimate - label`` per method, one symmetric range for all.
     Positions where a method gave no answer are grey.
@@ -176,9 +180,7 @@ def plot_strain_maps(
     axes[0, 0].set_title(f"virtual dark field, {w:.0%} noise")
     axes[0, 0].plot(ry, rx, "r+", ms=10)
     for ax, pattern, title in ((axes[0, 1], clean_pattern, "pattern, noise-free"), (axes[0, 2], noisy_pattern, f"pattern, {w:.0%} noise")):
-        positive = pattern[pattern > 0]
-        vmin = max(positive.min() if positive.size else 1e-3, pattern.max() * 1e-5)
-        ax.imshow(np.clip(pattern, vmin, None), norm=LogNorm(vmin=vmin, vmax=pattern.max()), cmap="magma")
+        _show_pattern(ax, pattern)
         ax.set_title(f"{title} at ({rx}, {ry})")
     for ax in axes[0, 3:]:
         ax.axis("off")

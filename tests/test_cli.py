@@ -47,3 +47,15 @@ def test_errors_name_the_file(tmp_path):
     res = run("simulate", "--config", str(bad_cfg), "--seed", "1", "--noise-level", "0", "--out", str(tmp_path / "x.h5"), check=False)
     assert res.returncode == 2 and "bad.yaml" in res.stderr and "polycrystal/grains" in res.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_validate_tells_datasets_from_strain_files(tiny_dataset, tmp_path):
+    import numpy as np
+
+    from strainbench.io import write_strain
+
+    strain = tmp_path / "s.h5"
+    z = np.zeros((24, 24), np.float32)
+    write_strain(strain, {k: z for k in ("exx", "eyy", "exy", "theta")}, method="m", method_version="0", device="cpu", wall_seconds=0, params={})
+    out = run("validate", str(tiny_dataset), str(strain)).stdout
+    assert "valid dataset" in out and "valid strain file" in out

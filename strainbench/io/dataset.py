@@ -72,6 +72,12 @@ def check_format(path: str | os.PathLike, attrs: Mapping[str, Any], expected: st
         )
 
 
+def file_format(path: str | os.PathLike) -> str | None:
+    """The ``format`` attribute of an HDF5 file (None if absent); ContractError if unreadable."""
+    with _open_h5(path) as f:
+        return _decode(f.attrs.get("format"))
+
+
 def _open_h5(path: str | os.PathLike) -> h5py.File:
     p = Path(path)
     if not p.exists():
