@@ -40,9 +40,9 @@ class FitConfig:
     num_bases: int = 1
     batch_size: int = 32
     rotation_epochs: int = 3
-    strain_epochs: int = 7
+    strain_epochs: int = 10
     learning_rate: float = 2e-3
-    base_learning_rate: float = 5e-3
+    base_learning_rate: float = 1e-3
     ring_inner: float = 1.3  # probe radii
     ring_outer: float = 0.48  # fraction of the pattern width
     spot_radius_start: float = 1.5  # probe radii
