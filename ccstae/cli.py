@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("fit", help="train on a dataset and write its strain file")
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--config", help="YAML of FitConfig fields (default: ccstae/config.yaml values)")
+    p.add_argument("--config", help="YAML of ccstae.train.FitConfig fields to override (default: its defaults)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     p.add_argument("--no-progress", action="store_true")
