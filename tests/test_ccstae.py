@@ -108,3 +108,30 @@ def test_short_fit_beats_the_zero_predictor(tiny_dataset_clean, tmp_path):
         zero = float(np.abs(labels[key][~mask]).mean())
         assert m["mae"][key] < 0.4 * zero, (key, m["mae"][key], zero)
     assert not out.with_name(out.name + ".ckpt").exists()
+
+
+def test_fit_is_deterministic_and_resumes_from_its_checkpoint(tiny_dataset_clean, tmp_path):
+    from ccstae.data import load_patterns
+    from ccstae.train import FitConfig, fit
+
+    torch.set_num_threads(2)
+    data = load_patterns(str(tiny_dataset_clean))
+    cfg = FitConfig(rotation_epochs=1, strain_epochs=2)
+    a = fit(data, cfg, torch.device("cpu"), progress=False)
+    ckpt = tmp_path / "fit.ckpt"
+    b = fit(data, cfg, torch.device("cpu"), progress=False, checkpoint=ckpt)
+    np.testing.assert_array_equal(a.A, b.A)  # same seed, same bytes on the CPU
+    assert ckpt.exists()
+    resumed = fit(data, cfg, torch.device("cpu"), progress=False, checkpoint=ckpt)
+    assert len(resumed.history) == 3 and resumed.history == b.history  # nothing left to train
+    np.testing.assert_array_equal(resumed.A, b.A)
+
+
+def test_device_choice():
+    from ccstae.cli import choose_device
+
+    assert choose_device("cpu").type == "cpu"
+    assert choose_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            choose_device("cuda")
