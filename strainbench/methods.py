@@ -25,7 +25,7 @@ REQUIRED_KEYS = ("name", "command", "resources")
 
 
 def load_method(path: str | os.PathLike) -> dict:
-    """Read and check one ``method.yaml``; the folder is stored under ``dir``."""
+    """Read and check one ``method.yaml``."""
     p = Path(path)
     spec = yaml.safe_load(p.read_text())
     missing = [k for k in REQUIRED_KEYS if not isinstance(spec, dict) or k not in spec]
@@ -35,7 +35,6 @@ def load_method(path: str | os.PathLike) -> dict:
         if placeholder not in spec["command"]:
             raise ValueError(f"{p}: 'command' must contain {placeholder}")
     spec.setdefault("container", None)
-    spec["dir"] = str(p.parent)
     return spec
 
 
