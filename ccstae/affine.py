@@ -38,7 +38,17 @@ def invert(A: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return Ainv, -(Ainv @ t.unsqueeze(-1)).squeeze(-1)
 
 
-def warp(image: torch.Tensor, A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Sample ``image`` ``(B, C, H, W)`` at ``A p + t`` for every output pixel ``p`` (bilinear)."""
+def warp(image: torch.Tensor, A: torch.Tensor, t: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Sample ``image`` ``(B, C, H, W)`` at ``A p + t`` for every output pixel ``p`` (``mode``: bilinear or nearest)."""
     grid = F.affine_grid(theta(A, t), list(image.shape), align_corners=False)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(image, grid, mode=mode, padding_mode="zeros", align_corners=False)
+
+
+def sample_points(image: torch.Tensor, A: torch.Tensor, t: torch.Tensor, points: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """``image (B, C, H, W)`` at ``A p + t`` for the points ``p`` ``(B, M, 2)`` (normalised ``(x, y)``); ``(B, C, M)``.
+
+    The same sampling as :func:`warp` at chosen output pixels only.
+    """
+    q = points @ A.transpose(1, 2) + t[:, None, :]
+    grid = q.flip(-1)[:, None]  # grid_sample wants (column, row)
+    return F.grid_sample(image, grid, mode=mode, padding_mode="zeros", align_corners=False)[:, :, 0]

@@ -43,12 +43,16 @@ def run_fit(dataset: str, out: str, config: str | None, device: str | None, thre
     write_strain(
         out, maps, method="ccstae", method_version=__version__, device=str(dev), wall_seconds=wall,
         params={**asdict(cfg), "probe_radius": data.probe_radius, "probe_centre": data.probe_centre},
-        extra_attrs={"train_patterns_per_s": result.train_patterns_per_s, "inference_patterns_per_s": result.inference_patterns_per_s},
+        extra_attrs={
+            "train_patterns_per_s": result.train_patterns_per_s,
+            "inference_patterns_per_s": result.inference_patterns_per_s,
+            "refine_patterns_per_s": result.refine_patterns_per_s,
+        },
     )
     checkpoint.unlink(missing_ok=True)
     print(
         f"ccstae: {data.patterns.shape[0]} patterns on {dev}, {result.parameters} parameters, training {result.train_patterns_per_s:.0f} patterns/s, "
-        f"inference {result.inference_patterns_per_s:.0f} patterns/s, final loss {result.history[-1]['loss']:.4g}, total {wall:.1f} s"
+        f"inference {result.inference_patterns_per_s:.0f} patterns/s, refinement {result.refine_patterns_per_s:.0f} patterns/s, final loss {result.history[-1]['loss']:.4g}, total {wall:.1f} s"
     )
 
 

@@ -14,6 +14,9 @@ Loss: masked MSE of the input warped onto the base; masked MSE of the base warpe
 inverse affine onto the input (the cycle term, over every pixel of the mask carried into the
 input's frame); ``l1_weight`` x L1 of the bases; ``range_weight`` x relu(|strain| - 0.03) and
 relu(|shear| - 0.03).
+
+Then, unless ``refine_iterations`` is 0, each pattern's transform is refined on its own against the
+learned base and spot mask (:mod:`ccstae.refine`, beyond the paper).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from tqdm.auto import tqdm
 from .affine import invert, warp
 from .data import PatternSet, encoder_input, gaussian_blur, ring_mask, spot_mask
 from .model import CCSTAE, AffineLimits, count_parameters
+from .refine import refine
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class FitConfig:
     num_bases: int = 1
     batch_size: int = 32
     rotation_epochs: int = 3
-    strain_epochs: int = 10
+    strain_epochs: int = 6
     learning_rate: float = 2e-3
     base_learning_rate: float = 1e-3
     ring_inner: float = 1.3  # probe radii
@@ -51,6 +55,7 @@ class FitConfig:
     forward_weight: float = 1.0  # the cycle term's weight is 1
     l1_weight: float = 1e-4
     range_weight: float = 10.0
+    refine_iterations: int = 8  # per-pattern Gauss-Newton steps after training (0: the paper's method only)
     seed: int = 0
 
     @classmethod
@@ -89,7 +94,10 @@ class FitResult:
     history: list[dict]
     train_patterns_per_s: float
     inference_patterns_per_s: float
+    refine_patterns_per_s: float
     parameters: int
+    base: torch.Tensor  # (1, 1, Q, Q), the learned base of the first dictionary entry
+    mask: torch.Tensor  # (1, 1, Q, Q), the spot mask of the learned base (at spot_radius_end)
 
 
 def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool = True, checkpoint: Path | None = None) -> FitResult:
@@ -167,12 +175,22 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
             As.append(A.cpu())
             ts.append(t.cpu())
     t_infer = time.perf_counter() - t0
+    A, t = torch.cat(As), torch.cat(ts)
+    base = model.bases()[:1, None].detach()
+    final_mask = spot_mask(base, ring, data.probe_radius, cfg.spot_radius_end, 2 * data.probe_radius)
+    t0 = time.perf_counter()
+    if cfg.refine_iterations > 0:
+        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress)
+    t_refine = time.perf_counter() - t0
     trained = max(epochs - start_epoch, 1)
     return FitResult(
-        A=torch.cat(As).double().numpy(),
-        t=torch.cat(ts).double().numpy(),
+        A=A.cpu().double().numpy(),
+        t=t.cpu().double().numpy(),
         history=history,
         train_patterns_per_s=n * trained / t_train if t_train > 0 else math.nan,
         inference_patterns_per_s=n / t_infer,
+        refine_patterns_per_s=n / t_refine if cfg.refine_iterations > 0 else math.nan,
         parameters=count_parameters(model),
+        base=base,
+        mask=final_mask,
     )

@@ -60,10 +60,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     print(text)
 
 
+def _cmd_bound(args: argparse.Namespace) -> None:
+    from .bound import dataset_bound
+    from .io.atomic import atomic_path
+
+    text = json.dumps(dataset_bound(args.dataset, args.clean), indent=2)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(text + "\n")
+    print(text)
+
+
 def _cmd_table(args: argparse.Namespace) -> None:
     from .table import write_tables
 
-    mae, _ = write_tables(args.metrics, args.out, args.paper)
+    mae, _ = write_tables(args.metrics, args.out, args.paper, args.bounds)
     print(mae.to_string(index=False))
 
 
@@ -77,7 +87,7 @@ def _cmd_figures(args: argparse.Namespace) -> None:
     elif args.kind == "mae-vs-noise":
         from .figures import plot_mae_vs_noise
 
-        plot_mae_vs_noise(args.metrics, args.out)
+        plot_mae_vs_noise(args.metrics, args.out, args.bounds)
     else:
         from .figures import plot_strain_maps
 
@@ -153,12 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files from 'evaluate'")
     p.add_argument("--out", required=True, help="output prefix, e.g. results/quick/table")
     p.add_argument("--paper", help="paper table CSV (default: the packaged Figure 3 transcription)")
+    p.add_argument("--bounds", nargs="*", default=[], help="bound JSON files from 'bound' (adds the limit column)")
     p.set_defaults(func=_cmd_table)
+
+    p = sub.add_parser("bound", help="Cramér-Rao lower bound of strain and rotation for a simulated dataset")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--clean", required=True, help="the seed's noise-free cache (from 'clean')")
+    p.add_argument("--out", required=True, help="bound JSON")
+    p.set_defaults(func=_cmd_bound)
 
     p = sub.add_parser("figures", help="patterns, ground truth, MAE vs noise (Fig. 3), strain maps (Fig. 2)")
     p.add_argument("kind", choices=["patterns", "ground-truth", "mae-vs-noise", "strain-maps"])
     p.add_argument("--datasets", nargs="+", help="dataset files (one per column for 'patterns')")
     p.add_argument("--metrics", nargs="+", help="metrics JSON files (for 'mae-vs-noise')")
+    p.add_argument("--bounds", nargs="*", default=[], help="bound JSON files (for 'mae-vs-noise': the limit curve)")
     p.add_argument("--strains", nargs="+", help="METHOD=strain.h5 pairs (for 'strain-maps')")
     p.add_argument("--errors-out", help="error-map figure path (for 'strain-maps')")
     p.add_argument("--out", required=True, help="output path; .png and .pdf are written")

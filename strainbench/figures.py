@@ -99,14 +99,16 @@ def plot_ground_truth(dataset: str | os.PathLike, out: str | os.PathLike) -> Non
     save_figure(fig, out)
 
 
-def plot_mae_vs_noise(metrics_files: Sequence[str | os.PathLike], out: str | os.PathLike) -> None:
+def plot_mae_vs_noise(metrics_files: Sequence[str | os.PathLike], out: str | os.PathLike, bound_files: Sequence[str | os.PathLike] = ()) -> None:
     """The paper's Fig. 3 as a plot: MAE vs noise level per method and component.
 
-    Our methods are solid lines (mean over seeds, bars = min..max), the paper's values dashed.
+    Our methods are solid lines (mean over seeds, bars = min..max), the paper's values dashed,
+    the Cramér-Rao limit (given ``bound_files``) a black dotted line.
     """
-    from .table import COMPONENTS, PAPER_METHODS, load_metrics, load_paper_table
+    from .table import COMPONENTS, PAPER_METHODS, load_bounds, load_metrics, load_paper_table
 
     metrics = load_metrics(metrics_files)
+    bounds = load_bounds(bound_files)
     paper = load_paper_table()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True, layout="constrained")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -119,6 +121,9 @@ def plot_mae_vs_noise(metrics_files: Sequence[str | os.PathLike], out: str | os.
         for j, (pm, pm_label) in enumerate(PAPER_METHODS.items()):
             p = paper[paper["method"] == pm]
             ax.plot(p["noise_level"] * 100, p[paper_col] * 1e3, "--", marker="x", color=colours[(len(methods) + j) % 10], label=pm_label)
+        if not bounds.empty:
+            limit = bounds.groupby("noise_level")[f"mae_{key}"].mean() * 1e3
+            ax.plot(limit.index * 100, limit.values, ":", color="black", marker=".", label="limit (Cramér-Rao)")
         ax.set_title(f"{label} ({key})")
         ax.set_xlabel("background noise (%)")
         ax.grid(alpha=0.3)

@@ -3,8 +3,10 @@
 Rows are noise levels; for each of Strain X (``exx``), Strain Y (``eyy``) and Shear (``exy``) a
 column per method, ours and the paper's, in units of 1e-3 as in the paper. Our ``x`` is array
 axis 0 (DESIGN.md); the paper's "Strain X" column is set beside our ``exx``. A second table gives
-what the paper lacks: rotation MAE, coverage and wall time. With several seeds a cell reads
-``mean ± standard deviation``.
+what the paper lacks: rotation MAE, coverage and wall time. Given the Cramér-Rao bounds
+(:mod:`strainbench.bound`), a "limit" column per component gives the lowest MAE an unbiased method
+could reach, and a third table each method's MAE as a multiple of it. With several seeds a cell
+reads ``mean ± standard deviation``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,15 @@ def load_metrics(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def load_bounds(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """One row per bound JSON (noise level, the bound's MAE of exx, eyy, exy, theta)."""
+    rows = []
+    for p in paths:
+        b = json.loads(Path(p).read_text())
+        rows.append({"noise_level": round(float(b["noise_level"]), 4), **{f"mae_{k}": v for k, v in b["mae_bound"].items()}})
+    return pd.DataFrame(rows, columns=["noise_level", "mae_exx", "mae_eyy", "mae_exy", "mae_theta"])
+
+
 def load_paper_table(path: str | os.PathLike | None = None) -> pd.DataFrame:
     """The paper's Figure 3 MAE values (dimensionless), one row per (noise level, method)."""
     src = Path(path) if path is not None else PAPER_TABLE
@@ -63,18 +74,36 @@ def _cell(values: pd.Series, scale: float, digits: int) -> str:
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
-def build_tables(metrics: pd.DataFrame, paper: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(MAE table in 1e-3 beside the paper's, extras table: rotation MAE, coverage, wall time)."""
+def _ratio(mae: pd.Series, limit: pd.Series) -> str:
+    """Mean MAE over seeds as a multiple of the mean limit ("no noise" where the limit is 0)."""
+    mae, limit = mae.dropna(), limit.dropna()
+    if mae.empty or limit.empty:
+        return ""
+    if limit.mean() == 0:
+        return "no noise"
+    return f"{mae.mean() / limit.mean():.1f}"
+
+
+def build_tables(metrics: pd.DataFrame, paper: pd.DataFrame, bounds: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """(MAE table in 1e-3 beside the paper's [and the limit], extras table: rotation MAE, coverage,
+    wall time, and [with bounds] the table of MAE / limit per method and component)."""
     methods = sorted(metrics["method"].unique())
     levels = sorted(metrics["noise_level"].unique())
-    mae_rows, extra_rows = [], []
+    has_bounds = bounds is not None and not bounds.empty
+    mae_rows, extra_rows, ratio_rows = [], [], []
     for w in levels:
         at = metrics[metrics["noise_level"] == w]
         row = {("", "noise level"): f"{w:.0%}"}
         extra = {("", "noise level"): f"{w:.0%}"}
+        ratio = {("", "noise level"): f"{w:.0%}"}
+        limit = bounds[bounds["noise_level"] == w] if has_bounds else None
         for key, label, paper_col in COMPONENTS:
             for m in methods:
                 row[(label, f"{m} (ours)")] = _cell(at[at["method"] == m][f"mae_{key}"], 1e3, 2)
+                if has_bounds:
+                    ratio[(f"{label} MAE / limit", m)] = _ratio(at[at["method"] == m][f"mae_{key}"], limit[f"mae_{key}"])
+            if has_bounds:
+                row[(label, "limit (CRLB)")] = _cell(limit[f"mae_{key}"], 1e3, 3)
             for pm, pm_label in PAPER_METHODS.items():
                 hit = paper[(paper["noise_level"] == w) & (paper["method"] == pm)]
                 row[(label, pm_label)] = f"{hit[paper_col].iloc[0] * 1e3:.1f}" if len(hit) else "n/a"
@@ -83,13 +112,20 @@ def build_tables(metrics: pd.DataFrame, paper: pd.DataFrame) -> tuple[pd.DataFra
             extra[("rotation MAE (deg)", m)] = _cell(sel["mae_theta"], 1.0, 3)
             extra[("coverage (%)", m)] = _cell(sel["coverage"], 100.0, 1)
             extra[("wall time (s)", m)] = _cell(sel["wall_seconds"], 1.0, 1)
+        if has_bounds:
+            extra[("rotation MAE (deg)", "limit (CRLB)")] = _cell(limit["mae_theta"], 1.0, 4)
         mae_rows.append(row)
         extra_rows.append(extra)
-    mae = pd.DataFrame(mae_rows)
-    mae.columns = pd.MultiIndex.from_tuples(mae.columns)
-    extras = pd.DataFrame(extra_rows)
-    extras.columns = pd.MultiIndex.from_tuples(extras.columns)
-    return mae, extras
+        ratio_rows.append(ratio)
+    frames = []
+    for rows in (mae_rows, extra_rows, ratio_rows if has_bounds else None):
+        if rows is None:
+            frames.append(None)
+            continue
+        df = pd.DataFrame(rows)
+        df.columns = pd.MultiIndex.from_tuples(df.columns)
+        frames.append(df)
+    return frames[0], frames[1], frames[2]
 
 
 def _markdown(df: pd.DataFrame) -> str:
@@ -100,17 +136,27 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_tables(metrics_files: Iterable[str | os.PathLike], out_prefix: str | os.PathLike, paper_csv: str | os.PathLike | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write ``<prefix>.csv``, ``.md`` and ``.tex`` (each atomically); returns the two tables."""
+def write_tables(
+    metrics_files: Iterable[str | os.PathLike],
+    out_prefix: str | os.PathLike,
+    paper_csv: str | os.PathLike | None = None,
+    bound_files: Iterable[str | os.PathLike] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write ``<prefix>.csv``, ``.md`` and ``.tex`` (each atomically); returns the MAE and extras tables."""
     metrics = load_metrics(metrics_files)
-    mae, extras = build_tables(metrics, load_paper_table(paper_csv))
+    bounds = load_bounds(bound_files)
+    mae, extras, ratios = build_tables(metrics, load_paper_table(paper_csv), bounds)
+    tables = [mae, extras] + ([ratios] if ratios is not None else [])
     prefix = Path(out_prefix)
     n_seeds = metrics.groupby(["method", "noise_level"]).size().max()
     note = f"MAE x 1e-3 outside the reference region; {n_seeds} seed(s) per cell" + (" (mean ± sd)" if n_seeds > 1 else "")
+    if ratios is not None:
+        note += "; limit (CRLB): the Cramér-Rao bound's MAE for an efficient unbiased estimator"
+    names = ("mae_1e-3", "extras", "mae_over_limit")
     with atomic_path(prefix.with_suffix(".csv")) as tmp:
-        pd.concat({"mae_1e-3": mae, "extras": extras}, axis=1).to_csv(tmp, index=False)
+        pd.concat(dict(zip(names, tables)), axis=1).to_csv(tmp, index=False)
     with atomic_path(prefix.with_suffix(".md")) as tmp:
-        tmp.write_text(f"{note}\n\n{_markdown(mae)}\n\n{_markdown(extras)}\n")
+        tmp.write_text(f"{note}\n\n" + "\n\n".join(_markdown(t) for t in tables) + "\n")
     with atomic_path(prefix.with_suffix(".tex")) as tmp:
-        tmp.write_text(f"% {note}\n" + mae.to_latex(index=False, multicolumn=True) + "\n" + extras.to_latex(index=False, multicolumn=True))
+        tmp.write_text(f"% {note}\n" + "\n".join(t.to_latex(index=False, multicolumn=True) for t in tables))
     return mae, extras

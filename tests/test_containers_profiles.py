@@ -48,23 +48,26 @@ def stand_in(tmp_path, monkeypatch):
 def test_every_rule_runs_in_its_own_image(tmp_path, stand_in):
     wd = tmp_path / "wf"
     wd.mkdir()
-    for name in ("Snakefile", "workflow", "config", "baselines", "strainbench", "containers", "constraints.txt"):
+    for name in ("Snakefile", "workflow", "config", "baselines", "ccstae", "strainbench", "containers", "constraints.txt"):
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, wd / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.sif"))
         else:
             shutil.copy(src, wd / name)
-    subprocess.run(["bash", "containers/build.sh", "strainbench", "py4dstem"], cwd=wd, check=True)
-    assert (wd / "containers" / "py4dstem.sif").exists()
-    res = _snakemake(wd, "--sdm", "apptainer", "--config", "methods=[py4dstem]")
+    subprocess.run(["bash", "containers/build.sh", "strainbench", "py4dstem", "ccstae"], cwd=wd, check=True)
+    assert (wd / "containers" / "py4dstem.sif").exists() and (wd / "containers" / "ccstae.sif").exists()
+    res = _snakemake(wd, "--sdm", "apptainer")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     calls = [line for line in stand_in.read_text().splitlines() if line.startswith("exec")]
-    fits = [c for c in calls if "baselines.py4dstem" in c or "run-method" in c]
-    assert len(fits) == 3  # one per noise level of the tiny config
-    assert all("containers/py4dstem.sif" in c for c in fits)
+    fits = [c for c in calls if "run-method" in c]
+    for method in ("py4dstem", "ccstae"):
+        mine = [c for c in fits if f"--method {method}" in c]
+        assert len(mine) == 3, mine  # one per noise level of the tiny config
+        assert all(f"containers/{method}.sif" in c for c in mine)
     harness = [c for c in calls if c not in fits]
     assert harness and all("containers/strainbench.sif" in c for c in harness)
     assert any("strainbench simulate" in c for c in harness) and any("strainbench evaluate" in c for c in harness)
+    assert any("strainbench bound" in c for c in harness)
     assert (wd / "results" / "tiny" / "table.md").exists()
 
 

@@ -36,7 +36,7 @@ write_strain(a.out, {k: zeros for k in ("exx", "eyy", "exy", "theta")}, method="
 def workdir(tmp_path_factory) -> Path:
     """A copy of the workflow with two extra method folders: a zero predictor and a crasher."""
     wd = tmp_path_factory.mktemp("wf")
-    for name in ("Snakefile", "workflow", "config", "baselines", "strainbench"):
+    for name in ("Snakefile", "workflow", "config", "baselines", "ccstae", "strainbench"):
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, wd / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
@@ -65,7 +65,7 @@ def _snakemake(wd, *args):
 def test_dry_run_has_a_rule_per_method_folder(workdir):
     res = _snakemake(workdir, "-n")
     assert res.returncode == 0, res.stderr
-    for rule in ("fit_py4dstem", "fit_zero", "fit_crash", "simulate", "clean", "evaluate", "table"):
+    for rule in ("fit_py4dstem", "fit_ccstae", "fit_zero", "fit_crash", "simulate", "clean", "evaluate", "bound", "table"):
         assert rule in res.stdout
 
 
@@ -74,8 +74,9 @@ def test_full_dag_runs_and_a_crash_does_not_stop_the_table(workdir):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     out = workdir / "results" / "tiny"
     md = (out / "table.md").read_text()
-    for col in ("py4dstem (ours)", "zero (ours)", "crash (ours)", "paper CC-ST-AE"):
+    for col in ("py4dstem (ours)", "ccstae (ours)", "zero (ours)", "crash (ours)", "paper CC-ST-AE", "limit (CRLB)", "MAE / limit"):
         assert col in md
+    assert "no noise" in md  # the limit at 0% noise is zero, not divided by
     table = pd.read_csv(out / "table.csv", header=[0, 1, 2])
     assert len(table) == 3  # the tiny config's three noise levels
     assert "failed" in md  # the crashing method's cells

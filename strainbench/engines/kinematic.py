@@ -111,13 +111,14 @@ class KinematicEngine:
         """The vacuum probe: the undiffracted disk alone, unit total intensity."""
         return render_disks(self.geometry, self.geometry.centre[None], np.ones(1), self.edge_sigma_px)
 
-    def grain_pattern(self, F: np.ndarray, n_layers: int) -> np.ndarray:
-        """Noise-free pattern of a grain with real-space deformation ``F`` (2, 2)."""
+    def grain_pattern(self, F: np.ndarray, n_layers: int, shift_px: np.ndarray | tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+        """Noise-free pattern of a grain with real-space deformation ``F`` (2, 2), every disk moved
+        by ``shift_px`` (a displaced pattern centre, pixels)."""
         hk, g = self._reflections(reciprocal_deformation(F))
         intensity = np.abs(structure_factor(self.crystal, n_layers, hk, g)) ** 2
         intensity *= np.exp(-0.5 * self.debye_waller_b * np.sum(g**2, axis=-1))
         intensity *= (1.0 - self.direct_beam_fraction) / intensity.sum()
-        centres = np.concatenate([self.geometry.centre[None], self.geometry.to_pixels(g)])
+        centres = np.concatenate([self.geometry.centre[None], self.geometry.to_pixels(g)]) + np.asarray(shift_px, dtype=np.float64)
         weights = np.concatenate([[self.direct_beam_fraction], intensity])
         return render_disks(self.geometry, centres, weights, self.edge_sigma_px)
 

@@ -1,4 +1,5 @@
-# Metrics per (method, seed, level), the table beside the paper's, and the MAE-vs-noise figure.
+# Metrics per (method, seed, level), the Cramér-Rao bound per (seed, level), the table beside the
+# paper's, and the MAE-vs-noise figure.
 
 
 rule evaluate:
@@ -17,6 +18,25 @@ rule evaluate:
         "strainbench evaluate --dataset {input.dataset} --strain {input.strain} --out {output} > {log} 2>&1"
 
 
+rule bound:
+    input:
+        dataset=f"{OUT}/datasets/s{{seed}}_w{{level}}.h5",
+        clean=f"{OUT}/cache/clean_s{{seed}}.h5",
+    output:
+        f"{OUT}/bound/s{{seed}}_w{{level}}.json",
+    log:
+        f"{OUT}/logs/bound/s{{seed}}_w{{level}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/bound/s{{seed}}_w{{level}}.tsv"
+    container:
+        IMAGES["strainbench"]
+    shell:
+        "strainbench bound --dataset {input.dataset} --clean {input.clean} --out {output} > {log} 2>&1"
+
+
+BOUNDS = expand(f"{OUT}/bound/s{{seed}}_w{{level}}.json", seed=SEEDS, level=LEVELS)
+
+
 METRICS = expand(
     f"{OUT}/metrics/{{method}}/s{{seed}}_w{{level}}.json",
     method=METHODS,
@@ -27,7 +47,8 @@ METRICS = expand(
 
 rule table:
     input:
-        METRICS,
+        metrics=METRICS,
+        bounds=BOUNDS,
     output:
         md=f"{OUT}/table.md",
         csv=report(f"{OUT}/table.csv", category="Table", caption="../report/table.rst"),
@@ -41,12 +62,13 @@ rule table:
     params:
         prefix=lambda wildcards, output: os.path.splitext(output.md)[0],
     shell:
-        "strainbench table --metrics {input} --out {params.prefix} > {log} 2>&1"
+        "strainbench table --metrics {input.metrics} --bounds {input.bounds} --out {params.prefix} > {log} 2>&1"
 
 
 rule mae_vs_noise:
     input:
-        METRICS,
+        metrics=METRICS,
+        bounds=BOUNDS,
     output:
         png=report(
             f"{OUT}/figures/mae_vs_noise.png",
@@ -61,4 +83,4 @@ rule mae_vs_noise:
     container:
         IMAGES["strainbench"]
     shell:
-        "strainbench figures mae-vs-noise --metrics {input} --out {output.png} > {log} 2>&1"
+        "strainbench figures mae-vs-noise --metrics {input.metrics} --bounds {input.bounds} --out {output.png} > {log} 2>&1"
