@@ -25,5 +25,6 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         rules.table.output,
+        rules.failures.output,
         rules.mae_vs_noise.output,
         rules.strain_maps.output,

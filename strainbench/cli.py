@@ -77,6 +77,12 @@ def _cmd_table(args: argparse.Namespace) -> None:
     print(mae.to_string(index=False))
 
 
+def _cmd_failures(args: argparse.Namespace) -> None:
+    from .table import write_failures
+
+    print(f"{write_failures(args.metrics, args.logs, args.out)} failed cell(s)")
+
+
 def _cmd_figures(args: argparse.Namespace) -> None:
     from .figures import plot_ground_truth, plot_patterns
 
@@ -165,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", help="paper table CSV (default: the packaged Figure 3 transcription)")
     p.add_argument("--bounds", nargs="*", default=[], help="bound JSON files from 'bound' (adds the limit column)")
     p.set_defaults(func=_cmd_table)
+
+    p = sub.add_parser("failures", help="an HTML page of every failed fit with its error and log (for the report)")
+    p.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files from 'evaluate'")
+    p.add_argument("--logs", required=True, help="the run's logs folder (results/<run>/logs)")
+    p.add_argument("--out", required=True, help="HTML file")
+    p.set_defaults(func=_cmd_failures)
 
     p = sub.add_parser("bound", help="Cramér-Rao lower bound of strain and rotation for a simulated dataset")
     p.add_argument("--dataset", required=True)

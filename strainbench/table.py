@@ -160,3 +160,24 @@ def write_tables(
     with atomic_path(prefix.with_suffix(".tex")) as tmp:
         tmp.write_text(f"% {note}\n" + "\n".join(t.to_latex(index=False, multicolumn=True) for t in tables))
     return mae, extras
+
+
+def write_failures(metrics_files: Iterable[str | os.PathLike], logs_dir: str | os.PathLike, out: str | os.PathLike) -> int:
+    """An HTML page listing every failed cell with its error and the full text of its fit log
+    (``<logs_dir>/<method>/s<seed>_w<level>.log``), for the report; returns the number of failures."""
+    import html
+
+    metrics = load_metrics(metrics_files)
+    failed = metrics[metrics["error"].notna()].sort_values(["method", "noise_level", "seed"])
+    parts = ["<html><body><h1>Failed fits</h1>"]
+    if failed.empty:
+        parts.append("<p>None: every method answered at every noise level and seed.</p>")
+    for _, r in failed.iterrows():
+        log = Path(logs_dir) / r["method"] / f"s{r['seed']}_w{r['noise_level']:.2f}.log"
+        text = log.read_text(errors="replace") if log.exists() else f"(no log at {log})"
+        parts.append(f"<h2>{html.escape(str(r['method']))}, noise {r['noise_level']:.0%}, seed {r['seed']}</h2>")
+        parts.append(f"<p>{html.escape(str(r['error']))}</p><pre>{html.escape(text)}</pre>")
+    parts.append("</body></html>")
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(parts) + "\n")
+    return len(failed)

@@ -86,6 +86,12 @@ def test_full_dag_runs_and_a_crash_does_not_stop_the_table(workdir):
         assert (out / "figures" / f"mae_vs_noise.{fmt}").stat().st_size > 0
     with Image.open(out / "figures" / "mae_vs_noise.png") as im:
         im.verify()
+    failures = (out / "failures.html").read_text()
+    assert "crash, noise 0%" in failures and "status 3" in failures and "zero," not in failures
+    # the HTML report holds the table, the figures and the failures page
+    rep = _snakemake(workdir, "--report", "report.html")
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    assert (workdir / "report.html").stat().st_size > 10_000
     # every rule leaves a log and a benchmark
     assert list((out / "benchmarks").rglob("*.tsv")) and list((out / "logs").rglob("*.log"))
     # noisy datasets are temporary at this scale

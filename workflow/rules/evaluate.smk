@@ -65,6 +65,27 @@ rule table:
         "strainbench table --metrics {input.metrics} --bounds {input.bounds} --out {params.prefix} > {log} 2>&1"
 
 
+rule failures:
+    input:
+        METRICS,
+    output:
+        report(
+            f"{OUT}/failures.html",
+            category="Table",
+            caption="../report/failures.rst",
+        ),
+    log:
+        f"{OUT}/logs/failures.log",
+    benchmark:
+        f"{OUT}/benchmarks/failures.tsv"
+    container:
+        IMAGES["strainbench"]
+    params:
+        logs=f"{OUT}/logs",
+    shell:
+        "strainbench failures --metrics {input} --logs {params.logs} --out {output} > {log} 2>&1"
+
+
 rule mae_vs_noise:
     input:
         metrics=METRICS,
