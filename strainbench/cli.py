@@ -19,6 +19,16 @@ def _cmd_clean(args: argparse.Namespace) -> None:
     write_clean(args.out, simulate_clean(cfg, args.seed, progress=not args.no_progress))
 
 
+def _cmd_import(args: argparse.Namespace) -> None:
+    from .importer import import_dataset
+
+    summary = import_dataset(
+        args.input, args.out, key=args.key, axes=args.axes, reference_region=args.reference_region,
+        reference_mask=args.reference_mask, crop=args.crop, binning=args.bin, probe=args.probe, probe_region=args.probe_region,
+    )
+    print(json.dumps(summary, indent=2))
+
+
 def _cmd_simulate(args: argparse.Namespace) -> None:
     from .simulate import read_clean, simulate_clean, write_clean, write_noisy_dataset
 
@@ -154,6 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="noise threads (0 = one per core)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("import", help="a user's 4D-STEM file (.npy, HDF5) as a contract dataset without labels")
+    p.add_argument("input", help=".npy or HDF5 (.h5, .hdf5, .emd) file")
+    p.add_argument("--out", required=True, help="dataset file to write")
+    p.add_argument("--key", help="HDF5: path of the 4D dataset (e.g. output4D)")
+    p.add_argument("--axes", default="RxRyQxQy", help="the file's axis order (default RxRyQxQy)")
+    p.add_argument("--reference-region", help="scan rectangle x0:x1,y0:y1 (end exclusive) of the unstrained reference")
+    p.add_argument("--reference-mask", help="boolean .npy mask of the scan (instead of, or with, a rectangle)")
+    p.add_argument("--crop", help="detector crop qx0:qx1,qy0:qy1, before binning")
+    p.add_argument("--bin", type=int, default=1, help="detector binning factor (default 1)")
+    p.add_argument("--probe", help=".npy vacuum probe of the final pattern shape")
+    p.add_argument("--probe-region", help="scan rectangle x0:x1,y0:y1 over vacuum: its mean pattern is the probe")
+    p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("validate", help="check dataset or strain files against the contract")
     p.add_argument("files", nargs="+")

@@ -1,0 +1,237 @@
+"""A user's 4D-STEM file turned into a contract dataset without labels (``strainbench import``).
+
+Formats (chosen by extension): ``.npy`` (memory-mapped) and HDF5 (``.h5``/``.hdf5``/``.emd``) with
+the 4D dataset named by ``key`` (e.g. ``output4D`` in the paper's simulated data). The file's axis
+order is given as a permutation of ``Rx Ry Qx Qy`` (scan rows, scan columns, detector rows,
+detector columns; default ``RxRyQxQy``). The file is read a block of scan rows at a time, never
+whole.
+
+Detector crop (``qx0:qx1,qy0:qy1``, applied first) and binning (``bin`` x ``bin`` pixels summed;
+the cropped size must be divisible by it). The reference region is required (a rectangle of scan
+positions ``x0:x1,y0:y1`` or a boolean ``.npy`` mask): without one the import refuses, it never
+guesses. The vacuum probe: a ``.npy`` file (the final pattern shape), the mean pattern of a vacuum
+scan region, or, by default, estimated from the data: the mean pattern of the whole scan, kept on
+the connected region above half its maximum that holds the maximum (the direct beam), dilated by
+two pixels to keep the disk's soft edge.
+
+NaN or infinite values are an error naming the file and the scan position; negative values (dark
+subtraction) are set to zero and counted in the ``clipped_negative_values`` attribute.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+import scipy.ndimage as ndi
+
+from .io.dataset import DatasetWriter
+from .io.errors import ContractError
+
+AXES = ("Rx", "Ry", "Qx", "Qy")
+HDF5_SUFFIXES = (".h5", ".hdf5", ".emd")
+
+
+def parse_axes(text: str) -> tuple[int, ...]:
+    """``"QxQyRxRy"`` -> the permutation that puts the file's axes in ``(Rx, Ry, Qx, Qy)`` order."""
+    tokens = [text[i : i + 2] for i in range(0, len(text), 2)]
+    if sorted(tokens) != sorted(AXES) or len(text) != 8:
+        raise ValueError(f"axes must order Rx, Ry, Qx and Qy, e.g. RxRyQxQy; got {text!r}")
+    return tuple(tokens.index(a) for a in AXES)
+
+
+def parse_rect(text: str, what: str) -> tuple[slice, slice]:
+    """``"a:b,c:d"`` -> two slices (end exclusive)."""
+    try:
+        parts = [p.split(":") for p in text.split(",")]
+        (a, b), (c, d) = [(int(x), int(y)) for x, y in parts]
+    except ValueError:
+        raise ValueError(f"{what} must read a:b,c:d (integers), got {text!r}") from None
+    if a >= b or c >= d or min(a, c) < 0:
+        raise ValueError(f"{what} {text!r} is empty or negative")
+    return slice(a, b), slice(c, d)
+
+
+@dataclass
+class Source:
+    """A 4D array in a user's file, read by blocks of scan rows in ``(Rx, Ry, Qx, Qy)`` order."""
+
+    path: Path
+    array: object  # numpy memmap or h5py dataset
+    order: tuple[int, ...]
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return tuple(int(self.array.shape[i]) for i in self.order)  # type: ignore[return-value]
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """Scan rows ``r0:r1`` as float64 ``(rows, Ry, Qx, Qy)``."""
+        index = [slice(None)] * 4
+        index[self.order[0]] = slice(r0, r1)
+        block = np.asarray(self.array[tuple(index)], dtype=np.float64)
+        return np.transpose(block, self.order)
+
+
+def open_source(path: str | os.PathLike, key: str | None = None, axes: str = "RxRyQxQy") -> tuple[Source, object]:
+    """The 4D data of ``path`` and the handle to close (None for ``.npy``)."""
+    p = Path(path)
+    order = parse_axes(axes)
+    if not p.exists():
+        raise ContractError(p, "no such file")
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        try:
+            array = np.load(p, mmap_mode="r")
+        except (ValueError, OSError) as err:
+            raise ContractError(p, f"not a readable .npy file (truncated?): {err}") from None
+        handle = None
+    elif suffix in HDF5_SUFFIXES:
+        try:
+            handle = h5py.File(p, "r")
+        except OSError as err:
+            raise ContractError(p, f"not a readable HDF5 file (truncated?): {err}") from None
+        if not key:
+            handle.close()
+            raise ContractError(p, "an HDF5 file needs --key, the path of its 4D dataset (e.g. output4D)")
+        if key not in handle or not isinstance(handle[key], h5py.Dataset):
+            handle.close()
+            raise ContractError(p, f"has no dataset {key!r}")
+        array = handle[key]
+    else:
+        raise ContractError(p, f"unknown format {suffix!r}: supported are .npy and HDF5 ({', '.join(HDF5_SUFFIXES)}) with --key")
+    if len(array.shape) != 4:
+        if handle is not None:
+            handle.close()
+        raise ContractError(p, f"holds a {len(array.shape)}-dimensional array of shape {tuple(array.shape)}; 4D-STEM data is 4-dimensional")
+    return Source(p, array, order), handle
+
+
+def transform(block: np.ndarray, crop: tuple[slice, slice] | None, binning: int) -> np.ndarray:
+    """Crop then bin the detector axes of ``(rows, Ry, Qx, Qy)``."""
+    if crop is not None:
+        block = block[:, :, crop[0], crop[1]]
+    if binning > 1:
+        r, c, qx, qy = block.shape
+        block = block.reshape(r, c, qx // binning, binning, qy // binning, binning).sum(axis=(3, 5))
+    return block
+
+
+def estimate_probe(mean_pattern: np.ndarray) -> np.ndarray:
+    """The direct beam of the mean pattern (see the module docstring)."""
+    above = mean_pattern > 0.5 * mean_pattern.max()
+    labels, _ = ndi.label(above)
+    beam = labels == labels[np.unravel_index(np.argmax(mean_pattern), mean_pattern.shape)]
+    return np.where(ndi.binary_dilation(beam, iterations=2), mean_pattern, 0.0)
+
+
+def _blocks(source: Source, rows_per_block: int) -> Iterator[tuple[int, np.ndarray]]:
+    Rx = source.shape[0]
+    for r0 in range(0, Rx, rows_per_block):
+        yield r0, source.rows(r0, min(r0 + rows_per_block, Rx))
+
+
+def import_dataset(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    key: str | None = None,
+    axes: str = "RxRyQxQy",
+    reference_region: str | None = None,
+    reference_mask: str | os.PathLike | None = None,
+    crop: str | None = None,
+    binning: int = 1,
+    probe: str | os.PathLike | None = None,
+    probe_region: str | None = None,
+) -> dict:
+    """Write the contract dataset ``out`` from the user's file ``path``; returns a summary."""
+    source, handle = open_source(path, key, axes)
+    p = source.path
+    try:
+        Rx, Ry, Qx, Qy = source.shape
+        crop_slices = parse_rect(crop, "--crop") if crop else None
+        if crop_slices is not None and (crop_slices[0].stop > Qx or crop_slices[1].stop > Qy):
+            raise ContractError(p, f"crop {crop} reaches outside the {Qx} x {Qy} detector")
+        cx = (crop_slices[0].stop - crop_slices[0].start) if crop_slices else Qx
+        cy = (crop_slices[1].stop - crop_slices[1].start) if crop_slices else Qy
+        if binning < 1 or cx % binning or cy % binning:
+            raise ContractError(p, f"binning {binning} does not divide the (cropped) detector {cx} x {cy}")
+        pattern_shape = (cx // binning, cy // binning)
+        mask = _reference(p, (Rx, Ry), reference_region, reference_mask)
+        rows_per_block = max(1, int(64e6 // (8 * Ry * Qx * Qy)))
+        # first pass: the mean pattern (probe estimate), the vacuum region's mean, and value checks
+        total = np.zeros(pattern_shape)
+        vacuum = np.zeros(pattern_shape)
+        region = parse_rect(probe_region, "--probe-region") if probe_region else None
+        if region is not None and (region[0].stop > Rx or region[1].stop > Ry):
+            raise ContractError(p, f"probe region {probe_region} reaches outside the {Rx} x {Ry} scan")
+        negatives = 0
+        for r0, block in _blocks(source, rows_per_block):
+            bad = ~np.isfinite(block)
+            if bad.any():
+                i, j = np.argwhere(bad.any(axis=(2, 3)))[0]
+                raise ContractError(p, f"NaN or infinite values at scan position ({r0 + i}, {j})")
+            negatives += int((block < 0).sum())
+            block = transform(np.maximum(block, 0.0), crop_slices, binning)
+            total += block.sum(axis=(0, 1))
+            if region is not None:
+                rows = np.arange(r0, r0 + block.shape[0])
+                inside = (rows >= region[0].start) & (rows < region[0].stop)
+                vacuum += block[inside][:, region[1]].sum(axis=(0, 1))
+        probe_array, probe_source = _probe(p, probe, vacuum if region is not None else None, total, pattern_shape)
+        attrs = {
+            "source_file": str(p),
+            "source_axes": axes,
+            "source_key": key or "",
+            "crop": crop or "",
+            "bin": int(binning),
+            "probe_source": probe_source,
+            "clipped_negative_values": negatives,
+            "experimental": True,
+        }
+        with DatasetWriter(out, (Rx, Ry), pattern_shape, probe_array, mask, attrs) as writer:
+            for r0, block in _blocks(source, rows_per_block):
+                writer.write_rows(r0, transform(np.maximum(block, 0.0), crop_slices, binning))
+    finally:
+        if handle is not None:
+            handle.close()
+    return {"out": str(out), "scan_shape": [Rx, Ry], "pattern_shape": list(pattern_shape), **attrs}
+
+
+def _reference(path: Path, scan: tuple[int, int], region: str | None, mask_file: str | os.PathLike | None) -> np.ndarray:
+    if region is None and mask_file is None:
+        raise ContractError(path, "a reference region is required (--reference-region x0:x1,y0:y1 or --reference-mask mask.npy): strain is measured relative to it, and the import will not guess one")
+    mask = np.zeros(scan, dtype=bool)
+    if region is not None:
+        rows, cols = parse_rect(region, "--reference-region")
+        if rows.stop > scan[0] or cols.stop > scan[1]:
+            raise ContractError(path, f"reference region {region} reaches outside the {scan[0]} x {scan[1]} scan")
+        mask[rows, cols] = True
+    if mask_file is not None:
+        given = np.load(mask_file)
+        if given.shape != scan:
+            raise ContractError(Path(mask_file), f"reference mask of shape {given.shape} does not match the {scan[0]} x {scan[1]} scan")
+        mask |= given.astype(bool)
+    if not mask.any():
+        raise ContractError(path, "the reference region selects no scan position")
+    return mask
+
+
+def _probe(path: Path, probe_file: str | os.PathLike | None, vacuum: np.ndarray | None, total: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+    if probe_file is not None:
+        probe = np.load(probe_file)
+        if probe.shape != shape:
+            raise ContractError(Path(probe_file), f"probe of shape {probe.shape} does not match the pattern shape {shape} (after crop and binning)")
+        if not np.isfinite(probe).all() or probe.sum() <= 0 or (probe < 0).any():
+            raise ContractError(Path(probe_file), "probe has NaN, negative values or no intensity")
+        return probe.astype(np.float64), f"file {probe_file}"
+    if vacuum is not None:
+        if vacuum.sum() <= 0:
+            raise ContractError(path, "the probe region's patterns hold no intensity")
+        return vacuum, "mean pattern of the probe region"
+    if total.sum() <= 0:
+        raise ContractError(path, "every pattern is zero")
+    return estimate_probe(total), "estimated: the direct beam of the mean pattern"
