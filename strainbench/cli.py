@@ -87,6 +87,17 @@ def _cmd_table(args: argparse.Namespace) -> None:
     print(mae.to_string(index=False))
 
 
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from .compare import agreement, write_agreement
+    from .figures import plot_method_maps
+
+    strains = dict(pair.split("=", 1) for pair in args.strains)
+    result = agreement(args.dataset, strains)
+    write_agreement(result, args.out)
+    plot_method_maps(args.dataset, strains, args.figure)
+    print(json.dumps(result, indent=2))
+
+
 def _cmd_failures(args: argparse.Namespace) -> None:
     from .table import write_failures
 
@@ -194,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", help="paper table CSV (default: the packaged Figure 3 transcription)")
     p.add_argument("--bounds", nargs="*", default=[], help="bound JSON files from 'bound' (adds the limit column)")
     p.set_defaults(func=_cmd_table)
+
+    p = sub.add_parser("compare", help="methods side by side on data without labels: maps, coverage, agreement")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--strains", nargs="+", required=True, help="METHOD=strain.h5 pairs")
+    p.add_argument("--out", required=True, help="agreement table (.md; a .json beside it)")
+    p.add_argument("--figure", required=True, help="maps figure; .png and .pdf are written")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("failures", help="an HTML page of every failed fit with its error and log (for the report)")
     p.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files from 'evaluate'")

@@ -219,3 +219,42 @@ def plot_strain_maps(
             axes[i, j].set_yticks([])
         fig.colorbar(im, ax=axes[i, 2], fraction=0.046, label="error (% strain)")
     save_figure(fig, errors_out)
+
+
+def plot_method_maps(dataset: str | os.PathLike, strains: dict[str, str | os.PathLike], out: str | os.PathLike) -> None:
+    """Each method's exx, eyy, exy and rotation side by side on data without labels.
+
+    A virtual image for orientation; one colour range for every strain map (the 99th percentile
+    of |strain| over all methods, in percent), one for every rotation map (degrees, relative to
+    the reference region); positions where a method gave no answer are grey.
+    """
+    from .io.strain import read_strain
+
+    with DatasetReader(dataset) as ds:
+        image = _virtual_image(ds)
+        scan_shape = ds.scan_shape
+    maps = {n: read_strain(p, scan_shape) for n, p in strains.items()}
+    values = np.concatenate([np.abs(m[k][np.isfinite(m[k])]) for m in maps.values() for k in ("exx", "eyy", "exy")] or [np.zeros(1)])
+    lim = 100 * float(np.percentile(values, 99)) if values.size else 1.0
+    angles = np.concatenate([np.abs(m["theta"][np.isfinite(m["theta"])]) for m in maps.values()] or [np.zeros(1)])
+    alim = float(np.percentile(angles, 99)) if angles.size else 1.0
+    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap.set_bad("0.6")
+    twilight = plt.get_cmap("twilight_shifted").copy()
+    twilight.set_bad("0.6")
+    rows = max(len(maps), 1)
+    fig, axes = plt.subplots(rows, 5, figsize=(17, 3.3 * rows), squeeze=False, layout="constrained")
+    for i, (name, m) in enumerate(maps.items()):
+        axes[i, 0].imshow(image, cmap="gray")
+        axes[i, 0].set_title("virtual image" if i == 0 else "")
+        for j, key in enumerate(("exx", "eyy", "exy"), start=1):
+            im = axes[i, j].imshow(np.ma.masked_invalid(m[key] * 100), cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+            axes[i, j].set_title(f"{name}: {key}")
+        fig.colorbar(im, ax=axes[i, 3], fraction=0.046, label="strain (%)")
+        im = axes[i, 4].imshow(np.ma.masked_invalid(m["theta"]), cmap=twilight, vmin=-alim, vmax=alim, interpolation="nearest")
+        axes[i, 4].set_title(f"{name}: rotation")
+        fig.colorbar(im, ax=axes[i, 4], fraction=0.046, label="rotation (deg)")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    save_figure(fig, out)

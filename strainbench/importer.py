@@ -10,9 +10,10 @@ Detector crop (``qx0:qx1,qy0:qy1``, applied first) and binning (``bin`` x ``bin`
 the cropped size must be divisible by it). The reference region is required (a rectangle of scan
 positions ``x0:x1,y0:y1`` or a boolean ``.npy`` mask): without one the import refuses, it never
 guesses. The vacuum probe: a ``.npy`` file (the final pattern shape), the mean pattern of a vacuum
-scan region, or, by default, estimated from the data: the mean pattern of the whole scan, kept on
-the connected region above half its maximum that holds the maximum (the direct beam), dilated by
-two pixels to keep the disk's soft edge.
+scan region, or, by default, estimated from the data: the mean pattern of the whole scan,
+median-filtered over 5 x 5 pixels (a sharp central spike, such as the noise model's background
+peak, is not the disk), kept on the connected region above half its maximum that holds the
+maximum (the direct beam), dilated by two pixels to keep the disk's soft edge.
 
 NaN or infinite values are an error naming the file and the scan position; negative values (dark
 subtraction) are set to zero and counted in the ``clipped_negative_values`` attribute.
@@ -122,10 +123,11 @@ def transform(block: np.ndarray, crop: tuple[slice, slice] | None, binning: int)
 
 def estimate_probe(mean_pattern: np.ndarray) -> np.ndarray:
     """The direct beam of the mean pattern (see the module docstring)."""
-    above = mean_pattern > 0.5 * mean_pattern.max()
+    smooth = ndi.median_filter(mean_pattern, size=5)  # a sharp central spike is not the disk
+    above = smooth > 0.5 * smooth.max()
     labels, _ = ndi.label(above)
-    beam = labels == labels[np.unravel_index(np.argmax(mean_pattern), mean_pattern.shape)]
-    return np.where(ndi.binary_dilation(beam, iterations=2), mean_pattern, 0.0)
+    beam = labels == labels[np.unravel_index(np.argmax(smooth), smooth.shape)]
+    return np.where(ndi.binary_dilation(beam, iterations=2), smooth, 0.0)
 
 
 def _blocks(source: Source, rows_per_block: int) -> Iterator[tuple[int, np.ndarray]]:

@@ -109,3 +109,16 @@ def test_bad_input_is_refused_with_the_file_named(cube, tmp_path, setup, kwargs,
         import_dataset(src, out, **kwargs)
     assert str(src.name) in str(err.value) or "badprobe" in str(err.value)
     assert not out.exists()  # nothing half-written
+
+
+def test_estimated_probe_ignores_a_central_spike(cube):
+    """The noise model's background is a ~1 px peak at the centre: the estimate must find the disk."""
+    _, probe = cube
+    spiky = probe.copy()
+    spiky[48, 48] += 50 * probe.max()
+
+    def radius(p):  # from the area above half maximum, as the methods read it
+        return np.sqrt((p > 0.5 * p.max()).sum() / np.pi)
+
+    radius_true, radius_est = radius(probe), radius(estimate_probe(spiky))
+    assert abs(radius_est - radius_true) < 0.5, (radius_est, radius_true)

@@ -100,3 +100,23 @@ def test_full_dag_runs_and_a_crash_does_not_stop_the_table(workdir):
     # a rerun does nothing
     again = _snakemake(workdir, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_user_data_run_compares_every_method(workdir, tiny_dataset):
+    """``--config user_data=... reference_region=...``: import, every method, maps and agreement."""
+    import numpy as np
+
+    from strainbench.io import DatasetReader
+
+    with DatasetReader(tiny_dataset) as ds:
+        np.save(workdir / "scan.npy", ds.read_rows(0, ds.scan_shape[0]))
+    res = _snakemake(workdir, "--config", "user_data=scan.npy", "reference_region=0:4,0:4")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = workdir / "results" / "user_scan"
+    agreement = (out / "agreement.md").read_text()
+    for text in ("py4dstem | 100.0%", "ccstae | 100.0%", "zero | 100.0%", "crash | 0.0%", "ccstae vs py4dstem", "n/a"):
+        assert text in agreement, (text, agreement)
+    with Image.open(out / "figures" / "method_maps.png") as im:
+        im.verify()
+    refused = _snakemake(workdir, "--config", "user_data=scan.npy", "--forceall")
+    assert refused.returncode != 0 and "reference region is required" in (workdir / "results" / "user_scan" / "logs" / "import_user.log").read_text()

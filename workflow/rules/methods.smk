@@ -1,4 +1,5 @@
-# One fit rule per method folder (method.yaml): adding a method needs no edit here.
+# One fit rule per method folder (method.yaml): adding a method needs no edit here. A sample is a
+# simulated dataset (s<seed>_w<level>) or an imported user file (user).
 
 for _name, _spec in METHODS.items():
 
@@ -6,13 +7,13 @@ for _name, _spec in METHODS.items():
         name:
             f"fit_{_name}"
         input:
-            dataset=f"{OUT}/datasets/s{{seed}}_w{{level}}.h5",
+            dataset=f"{OUT}/datasets/{{sample}}.h5",
         output:
-            f"{OUT}/strain/{_name}/s{{seed}}_w{{level}}.h5",
+            f"{OUT}/strain/{_name}/{{sample}}.h5",
         log:
-            f"{OUT}/logs/{_name}/s{{seed}}_w{{level}}.log",
+            f"{OUT}/logs/{_name}/{{sample}}.log",
         benchmark:
-            f"{OUT}/benchmarks/{_name}/s{{seed}}_w{{level}}.tsv"
+            f"{OUT}/benchmarks/{_name}/{{sample}}.tsv"
         container:
             IMAGES[_name]
         threads: int(_spec["resources"].get("threads", 1))

@@ -1,0 +1,51 @@
+# A user's own 4D-STEM file: imported as a dataset without labels, every method run on it, the
+# maps side by side with coverage and agreement (no MAE: no ground truth).
+#   snakemake --cores all --config user_data=scan.npy reference_region=0:8,0:8
+
+
+rule import_user:
+    input:
+        lambda wildcards: config["user_data"],
+    output:
+        f"{OUT}/datasets/user.h5",
+    log:
+        f"{OUT}/logs/import_user.log",
+    benchmark:
+        f"{OUT}/benchmarks/import_user.tsv"
+    container:
+        IMAGES["strainbench"]
+    params:
+        options=import_options,
+    shell:
+        "strainbench import {input} --out {output} {params.options} > {log} 2>&1"
+
+
+rule compare_user:
+    input:
+        dataset=rules.import_user.output,
+        strains=expand(f"{OUT}/strain/{{method}}/user.h5", method=METHODS),
+    output:
+        md=report(
+            f"{OUT}/agreement.md",
+            category="User data",
+            caption="../report/agreement.rst",
+        ),
+        png=report(
+            f"{OUT}/figures/method_maps.png",
+            category="User data",
+            caption="../report/method_maps.rst",
+        ),
+        pdf=f"{OUT}/figures/method_maps.pdf",
+    log:
+        f"{OUT}/logs/compare_user.log",
+    benchmark:
+        f"{OUT}/benchmarks/compare_user.tsv"
+    container:
+        IMAGES["strainbench"]
+    params:
+        pairs=lambda wildcards, input: " ".join(
+            f"{m}={s}" for m, s in zip(METHODS, input.strains)
+        ),
+    shell:
+        "strainbench compare --dataset {input.dataset} --strains {params.pairs} --out {output.md} "
+        "--figure {output.png} > {log} 2>&1"
