@@ -15,15 +15,29 @@ import torch.nn.functional as F
 _SWAP = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
 
 
+def rotation(angle: torch.Tensor) -> torch.Tensor:
+    """``R(angle)`` ``(B, 2, 2)``; radians, counter-clockwise on ``(x, y)`` column vectors (the contract's ``R``)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+
+
+def rotation_angle(A: torch.Tensor) -> torch.Tensor:
+    """Angle (radians) of the rotation part of ``A`` ``(B, 2, 2)``: that of ``R`` in ``A = R S``."""
+    return torch.atan2(A[:, 1, 0] - A[:, 0, 1], A[:, 0, 0] + A[:, 1, 1])
+
+
+def normalised(pixel: torch.Tensor | float, size: int) -> torch.Tensor | float:
+    """Pixel index (pixel-centred) to the normalised coordinate in [-1, 1] of ``align_corners=False``."""
+    return (2 * pixel + 1) / size - 1
+
+
 def compose(scale_x: torch.Tensor, scale_y: torch.Tensor, shear: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     """``A = R(angle) S`` with ``S = [[1 + scale_x, shear], [shear, 1 + scale_y]]``; ``(B, 2, 2)``.
 
-    ``angle`` in radians, counter-clockwise on ``(x, y)`` column vectors (the contract's ``R``).
+    ``angle`` in radians (see :func:`rotation`).
     """
-    c, s = torch.cos(angle), torch.sin(angle)
-    R = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
     S = torch.stack([torch.stack([1 + scale_x, shear], -1), torch.stack([shear, 1 + scale_y], -1)], -2)
-    return R @ S
+    return rotation(angle) @ S
 
 
 def theta(A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

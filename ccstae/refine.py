@@ -34,7 +34,7 @@ import scipy.ndimage as ndi
 import torch
 from tqdm.auto import tqdm
 
-from .affine import invert, sample_points, warp
+from .affine import invert, normalised, rotation, rotation_angle, sample_points, warp
 
 
 def spot_labels(mask: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -48,11 +48,6 @@ def spot_labels(mask: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(labels).to(mask.device), int(count)
 
 
-def _pixel_coordinates(size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    c = (2 * torch.arange(size, device=device, dtype=torch.float32) + 1) / size - 1
-    return torch.meshgrid(c, c, indexing="ij")
-
-
 def azimuthal_profiles(images: torch.Tensor, centre: tuple[float, float], radii: tuple[float, float], bins: int = 360) -> torch.Tensor:
     """Mean of ``images (B, 1, Q, Q)`` over radii ``radii`` (pixels) in ``bins`` angle bins, ``(B, bins)``.
 
@@ -64,7 +59,7 @@ def azimuthal_profiles(images: torch.Tensor, centre: tuple[float, float], radii:
     px = centre[0] + r[:, None] * torch.cos(phi)[None]
     py = centre[1] + r[:, None] * torch.sin(phi)[None]
     # grid_sample wants (column, row) in [-1, 1], pixel-centred
-    grid = torch.stack([(2 * py + 1) / q - 1, (2 * px + 1) / q - 1], -1)[None].expand(images.shape[0], -1, -1, -1)
+    grid = torch.stack([normalised(py, q), normalised(px, q)], -1)[None].expand(images.shape[0], -1, -1, -1)
     samples = torch.nn.functional.grid_sample(images, grid, mode="bilinear", align_corners=False)
     return samples.mean(dim=2)[:, 0]
 
@@ -92,11 +87,6 @@ def profile_symmetry(profile: torch.Tensor, similarity: float = 0.9) -> float:
     return math.pi
 
 
-def _rotation(angle: torch.Tensor) -> torch.Tensor:
-    c, s = torch.cos(angle), torch.sin(angle)
-    return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
-
-
 MIN_AMPLITUDE = 0.1  # a spot's fitted amplitude is kept within [0.1, 10] times the base's
 TRIAL_ITERATIONS = 3  # Gauss-Newton steps from each start point before the better one is kept
 
@@ -117,8 +107,8 @@ class Refiner:
         gx, gy = torch.gradient(base[0, 0])
         self.gradients = torch.stack([gx, gy])[None] * (size / 2)  # per normalised unit
         self.labels, self.spots = spot_labels(mask)
-        px, py = _pixel_coordinates(size, base.device)
-        self.coordinates = torch.stack([px, py], -1).reshape(-1, 2)
+        c = normalised(torch.arange(size, device=base.device, dtype=torch.float32), size)
+        self.coordinates = torch.stack(torch.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
 
     def support(self, B: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Indices ``(n, M)`` of the output pixels within ``margin`` of the mask warped by ``(B, s)``."""
@@ -185,14 +175,14 @@ def refine(
     radii = (float(dist.min()), float(dist.max())) if dist.numel() else (0.2 * size, 0.45 * size)
     base_profile = azimuthal_profiles(base, centre, radii)[0]
     symmetry = profile_symmetry(base_profile)
-    centre_n = torch.tensor([(2 * c + 1) / size - 1 for c in centre], device=base.device).unsqueeze(-1)
+    centre_n = torch.tensor([normalised(c, size) for c in centre], device=base.device).unsqueeze(-1)
     A_out, t_out = torch.empty_like(A), torch.empty_like(t)
     for i in tqdm(range(0, patterns.shape[0], batch_size), desc="ccstae refine", unit="batch", disable=not progress):
         x = patterns[i : i + batch_size]
         B, s = invert(A[i : i + batch_size], t[i : i + batch_size])
-        # rotation guard: the encoder's start or the same start rotated to the correlation angle
+        # rotation guard: the encoder's start, and a pure rotation by the correlation angle
         angle = rotation_by_correlation(azimuthal_profiles(x, centre, radii), base_profile)
-        B_alt = _rotation(-angle)
+        B_alt = rotation(-angle)
         s_alt = (centre_n - B_alt @ centre_n).squeeze(-1)  # a rotation about the pattern centre
         starts = []
         for Bk, sk in ((B, s), (B_alt, s_alt)):
@@ -202,7 +192,7 @@ def refine(
             starts.append((Bk, sk, refiner.mask_mean(x, Bk, sk)))
         # a different basin only if the rotations differ by more than 2 degrees modulo the base's
         # symmetry; then the start whose mask holds the brighter pattern wins
-        rotations = [torch.atan2(Bk[:, 1, 0] - Bk[:, 0, 1], Bk[:, 0, 0] + Bk[:, 1, 1]) for Bk, _, _ in starts]
+        rotations = [rotation_angle(Bk) for Bk, _, _ in starts]
         apart = torch.remainder(rotations[1] - rotations[0] + symmetry / 2, symmetry) - symmetry / 2
         better = (apart.abs() > math.radians(2.0)) & (starts[1][2] > starts[0][2])
         B = torch.where(better[:, None, None], starts[1][0], starts[0][0])

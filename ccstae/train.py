@@ -96,8 +96,6 @@ class FitResult:
     inference_patterns_per_s: float
     refine_patterns_per_s: float
     parameters: int
-    base: torch.Tensor  # (1, 1, Q, Q), the learned base of the first dictionary entry
-    mask: torch.Tensor  # (1, 1, Q, Q), the spot mask of the learned base (at spot_radius_end)
 
 
 def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool = True, checkpoint: Path | None = None) -> FitResult:
@@ -176,10 +174,10 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
             ts.append(t.cpu())
     t_infer = time.perf_counter() - t0
     A, t = torch.cat(As), torch.cat(ts)
-    base = model.bases()[:1, None].detach()
-    final_mask = spot_mask(base, ring, data.probe_radius, cfg.spot_radius_end, 2 * data.probe_radius)
     t0 = time.perf_counter()
     if cfg.refine_iterations > 0:
+        base = model.bases()[:1, None].detach()
+        final_mask = spot_mask(base, ring, data.probe_radius, cfg.spot_radius_end, 2 * data.probe_radius)
         A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress)
     t_refine = time.perf_counter() - t0
     trained = max(epochs - start_epoch, 1)
@@ -191,6 +189,4 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
         inference_patterns_per_s=n / t_infer,
         refine_patterns_per_s=n / t_refine if cfg.refine_iterations > 0 else math.nan,
         parameters=count_parameters(model),
-        base=base,
-        mask=final_mask,
     )

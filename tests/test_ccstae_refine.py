@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ccstae.affine import compose, invert, warp  # noqa: E402
+from ccstae.affine import compose, invert, rotation_angle, warp  # noqa: E402
 from ccstae.refine import azimuthal_profiles, refine, rotation_by_correlation  # noqa: E402
 
 Q = 96
@@ -41,8 +41,7 @@ def _stretch(A: torch.Tensor) -> torch.Tensor:
 
 def _angle_error(A: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     """Rotation of ``A`` minus ``angle``, modulo 60 degrees, radians."""
-    found = torch.atan2(A[:, 1, 0] - A[:, 0, 1], A[:, 0, 0] + A[:, 1, 1])
-    return torch.remainder(found - angle + math.pi / 6, math.pi / 3) - math.pi / 6
+    return torch.remainder(rotation_angle(A) - angle + math.pi / 6, math.pi / 3) - math.pi / 6
 
 
 def _patterns(A_true, t_true, amplitudes):
