@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.colors import Colormap, LogNorm  # noqa: E402
 
 from .io.atomic import atomic_path  # noqa: E402
 from .io.dataset import DatasetReader  # noqa: E402
@@ -28,6 +28,20 @@ def save_figure(fig: plt.Figure, out: str | os.PathLike) -> None:
         with atomic_path(out.with_suffix(suffix)) as tmp:
             fig.savefig(tmp, format=suffix[1:], dpi=150, bbox_inches="tight")
     plt.close(fig)
+
+
+def _masked_cmap(name: str) -> Colormap:
+    """A copy of colormap ``name`` that draws NaN (no answer) in grey."""
+    cmap = plt.get_cmap(name).copy()
+    cmap.set_bad("0.6")
+    return cmap
+
+
+def _abs_percentile(arrays: Sequence[np.ndarray], default: float, q: float = 99) -> float:
+    """The ``q``-th percentile of ``|value|`` over the finite values of ``arrays``, or ``default`` if none."""
+    finite = [np.abs(a[np.isfinite(a)]) for a in arrays]
+    values = np.concatenate(finite) if finite else np.zeros(0)
+    return float(np.percentile(values, q)) if values.size else default
 
 
 def _show_pattern(ax: plt.Axes, pattern: np.ndarray) -> None:
@@ -176,8 +190,7 @@ def plot_strain_maps(
         est = read_strain(path, scan_shape)
         maps[name] = {k: est[k] for k in ("exx", "eyy", "exy")}
     lim = 100 * max(float(np.abs(labels[k]).max()) for k in ("exx", "eyy", "exy")) * 1.1
-    cmap = plt.get_cmap("RdBu_r").copy()
-    cmap.set_bad("0.6")
+    cmap = _masked_cmap("RdBu_r")
 
     rows = len(maps) + 1
     fig, axes = plt.subplots(rows, 6, figsize=(20, 3.3 * rows), layout="constrained")
@@ -208,8 +221,7 @@ def plot_strain_maps(
     if not methods:
         return
     errs = {n: {k: (maps[n][k] - labels[k]) * 100 for k in ("exx", "eyy", "exy")} for n in methods}
-    finite = np.concatenate([np.abs(e[np.isfinite(e)]) for d in errs.values() for e in d.values()])
-    elim = float(np.percentile(finite, 99)) if finite.size else 1.0
+    elim = _abs_percentile([e for d in errs.values() for e in d.values()], default=1.0)
     fig, axes = plt.subplots(len(methods), 3, figsize=(12, 3.6 * len(methods)), squeeze=False, layout="constrained")
     for i, n in enumerate(methods):
         for j, key in enumerate(("exx", "eyy", "exy")):
@@ -234,14 +246,10 @@ def plot_method_maps(dataset: str | os.PathLike, strains: dict[str, str | os.Pat
         image = _virtual_image(ds)
         scan_shape = ds.scan_shape
     maps = {n: read_strain(p, scan_shape) for n, p in strains.items()}
-    values = np.concatenate([np.abs(m[k][np.isfinite(m[k])]) for m in maps.values() for k in ("exx", "eyy", "exy")] or [np.zeros(1)])
-    lim = 100 * float(np.percentile(values, 99)) if values.size else 1.0
-    angles = np.concatenate([np.abs(m["theta"][np.isfinite(m["theta"])]) for m in maps.values()] or [np.zeros(1)])
-    alim = float(np.percentile(angles, 99)) if angles.size else 1.0
-    cmap = plt.get_cmap("RdBu_r").copy()
-    cmap.set_bad("0.6")
-    twilight = plt.get_cmap("twilight_shifted").copy()
-    twilight.set_bad("0.6")
+    lim = 100 * _abs_percentile([m[k] for m in maps.values() for k in ("exx", "eyy", "exy")], default=0.01)
+    alim = _abs_percentile([m["theta"] for m in maps.values()], default=1.0)
+    cmap = _masked_cmap("RdBu_r")
+    twilight = _masked_cmap("twilight_shifted")
     rows = max(len(maps), 1)
     fig, axes = plt.subplots(rows, 5, figsize=(17, 3.3 * rows), squeeze=False, layout="constrained")
     for i, (name, m) in enumerate(maps.items()):

@@ -117,15 +117,14 @@ def build_tables(metrics: pd.DataFrame, paper: pd.DataFrame, bounds: pd.DataFram
         mae_rows.append(row)
         extra_rows.append(extra)
         ratio_rows.append(ratio)
-    frames = []
-    for rows in (mae_rows, extra_rows, ratio_rows if has_bounds else None):
-        if rows is None:
-            frames.append(None)
-            continue
-        df = pd.DataFrame(rows)
-        df.columns = pd.MultiIndex.from_tuples(df.columns)
-        frames.append(df)
-    return frames[0], frames[1], frames[2]
+    return _frame(mae_rows), _frame(extra_rows), _frame(ratio_rows) if has_bounds else None
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows keyed by ``(group, column)`` tuples as a frame with two-level columns."""
+    df = pd.DataFrame(rows)
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    return df
 
 
 def _markdown(df: pd.DataFrame) -> str:
