@@ -10,8 +10,9 @@ with ``B, s`` the inverse affine, by damped Gauss-Newton (Levenberg-Marquardt wi
   output pixel's coordinates (``d base(B p + s) / dB_ij = (d base / dq_i)(B p + s) p_j``);
 - ``a`` is one amplitude per diffraction spot of the mask, solved in closed form at every iteration:
   the disks' intensities change with thickness and tilt while their positions carry the strain, and a
-  single base with fixed intensities biases the fitted positions (measured on noise-free ``quick``
-  data: up to 1.4e-2 isotropic strain on some grains without it, below 2.5e-3 with it);
+  single base with fixed intensities biases the fitted positions (an exploratory run on noise-free
+  ``quick`` data, development seed 0: up to 1.4e-2 isotropic strain on some grains without it,
+  below 2.5e-3 with it);
 - the mask moves with the transform (re-warped at every iteration, not differentiated).
 
 Rotation guard: before refining, the rotation of each pattern is also estimated by circular
