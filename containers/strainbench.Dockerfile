@@ -3,5 +3,5 @@
 FROM python:3.11-slim-bookworm
 COPY . /opt/strainbench
 WORKDIR /opt/strainbench
-RUN python -m pip install --no-cache-dir -c constraints.txt -e '.[multislice,workflow]'
+RUN python -m pip install --no-cache-dir -c constraints.txt -e '.[multislice,formats,workflow]'
 ENV PYTHONUNBUFFERED=1

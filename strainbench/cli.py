@@ -1,4 +1,4 @@
-"""Command line: ``strainbench simulate|clean|validate|evaluate|table|figures|benchmark``."""
+"""Command line: ``strainbench clean|simulate|import|validate|evaluate|bound|table|failures|compare|figures|bias|benchmark|run-method``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _cmd_import(args: argparse.Namespace) -> None:
     from .importer import import_dataset
 
     summary = import_dataset(
-        args.input, args.out, key=args.key, axes=args.axes, reference_region=args.reference_region,
+        args.input, args.out, key=args.key, axes=args.axes, scan_shape=args.scan_shape, reference_region=args.reference_region,
         reference_mask=args.reference_mask, crop=args.crop, binning=args.bin, probe=args.probe, probe_region=args.probe_region,
     )
     print(json.dumps(summary, indent=2))
@@ -176,11 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_simulate)
 
-    p = sub.add_parser("import", help="a user's 4D-STEM file (.npy, HDF5) as a contract dataset without labels")
-    p.add_argument("input", help=".npy or HDF5 (.h5, .hdf5, .emd) file")
+    p = sub.add_parser("import", help="a user's 4D-STEM file as a contract dataset without labels")
+    p.add_argument("input", help=".npy, HDF5 (.h5, .hdf5), py4DSTEM .emd, Merlin .mib, .blo or .hspy file")
     p.add_argument("--out", required=True, help="dataset file to write")
-    p.add_argument("--key", help="HDF5: path of the 4D dataset (e.g. output4D)")
+    p.add_argument("--key", help="HDF5: path of the 4D dataset (e.g. output4D); py4DSTEM/EMD files need none")
     p.add_argument("--axes", default="RxRyQxQy", help="the file's axis order (default RxRyQxQy)")
+    p.add_argument("--scan-shape", help=".mib without its .hdr file: ROWSxCOLUMNS of the scan")
     p.add_argument("--reference-region", help="scan rectangle x0:x1,y0:y1 (end exclusive) of the unstrained reference")
     p.add_argument("--reference-mask", help="boolean .npy mask of the scan (instead of, or with, a rectangle)")
     p.add_argument("--crop", help="detector crop qx0:qx1,qy0:qy1, before binning")

@@ -1,10 +1,9 @@
 """A user's 4D-STEM file turned into a contract dataset without labels (``strainbench import``).
 
-Formats (chosen by extension): ``.npy`` (memory-mapped) and HDF5 (``.h5``/``.hdf5``/``.emd``) with
-the 4D dataset named by ``key`` (e.g. ``output4D`` in the paper's simulated data). The file's axis
-order is given as a permutation of ``Rx Ry Qx Qy`` (scan rows, scan columns, detector rows,
-detector columns; default ``RxRyQxQy``). The file is read a block of scan rows at a time, never
-whole.
+Formats and axis order: see :mod:`strainbench.readers` (``.npy``, HDF5 with a named dataset,
+py4DSTEM/EMD, Merlin ``.mib``, ``.blo``, ``.hspy``). The file is read once, a block of scan rows at
+a time, never whole; what the reader learnt besides the data (e.g. a py4DSTEM calibration) is kept
+in the ``source_metadata`` attribute (JSON).
 
 Detector crop (``qx0:qx1,qy0:qy1``, applied first) and binning (``bin`` x ``bin`` pixels summed;
 the cropped size must be divisible by it). The reference region is required (a rectangle of scan
@@ -21,28 +20,17 @@ subtraction) are set to zero and counted in the ``clipped_negative_values`` attr
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import h5py
 import numpy as np
 import scipy.ndimage as ndi
 
 from .io.dataset import DatasetWriter
 from .io.errors import ContractError
-
-AXES = ("Rx", "Ry", "Qx", "Qy")
-HDF5_SUFFIXES = (".h5", ".hdf5", ".emd")
-
-
-def parse_axes(text: str) -> tuple[int, ...]:
-    """``"QxQyRxRy"`` -> the permutation that puts the file's axes in ``(Rx, Ry, Qx, Qy)`` order."""
-    tokens = [text[i : i + 2] for i in range(0, len(text), 2)]
-    if sorted(tokens) != sorted(AXES) or len(text) != 8:
-        raise ValueError(f"axes must order Rx, Ry, Qx and Qy, e.g. RxRyQxQy; got {text!r}")
-    return tuple(tokens.index(a) for a in AXES)
+from .readers import Source, open_source
 
 
 def parse_rect(text: str, what: str) -> tuple[slice, slice]:
@@ -55,60 +43,6 @@ def parse_rect(text: str, what: str) -> tuple[slice, slice]:
     if a >= b or c >= d or min(a, c) < 0:
         raise ValueError(f"{what} {text!r} is empty or negative")
     return slice(a, b), slice(c, d)
-
-
-@dataclass
-class Source:
-    """A 4D array in a user's file, read by blocks of scan rows in ``(Rx, Ry, Qx, Qy)`` order."""
-
-    path: Path
-    array: object  # numpy memmap or h5py dataset
-    order: tuple[int, ...]
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        return tuple(int(self.array.shape[i]) for i in self.order)  # type: ignore[return-value]
-
-    def rows(self, r0: int, r1: int) -> np.ndarray:
-        """Scan rows ``r0:r1`` as float64 ``(rows, Ry, Qx, Qy)``."""
-        index = [slice(None)] * 4
-        index[self.order[0]] = slice(r0, r1)
-        block = np.asarray(self.array[tuple(index)], dtype=np.float64)
-        return np.transpose(block, self.order)
-
-
-def open_source(path: str | os.PathLike, key: str | None = None, axes: str = "RxRyQxQy") -> tuple[Source, object]:
-    """The 4D data of ``path`` and the handle to close (None for ``.npy``)."""
-    p = Path(path)
-    order = parse_axes(axes)
-    if not p.exists():
-        raise ContractError(p, "no such file")
-    suffix = p.suffix.lower()
-    if suffix == ".npy":
-        try:
-            array = np.load(p, mmap_mode="r")
-        except (ValueError, OSError) as err:
-            raise ContractError(p, f"not a readable .npy file (truncated?): {err}") from None
-        handle = None
-    elif suffix in HDF5_SUFFIXES:
-        try:
-            handle = h5py.File(p, "r")
-        except OSError as err:
-            raise ContractError(p, f"not a readable HDF5 file (truncated?): {err}") from None
-        if not key:
-            handle.close()
-            raise ContractError(p, "an HDF5 file needs --key, the path of its 4D dataset (e.g. output4D)")
-        if key not in handle or not isinstance(handle[key], h5py.Dataset):
-            handle.close()
-            raise ContractError(p, f"has no dataset {key!r}")
-        array = handle[key]
-    else:
-        raise ContractError(p, f"unknown format {suffix!r}: supported are .npy and HDF5 ({', '.join(HDF5_SUFFIXES)}) with --key")
-    if len(array.shape) != 4:
-        if handle is not None:
-            handle.close()
-        raise ContractError(p, f"holds a {len(array.shape)}-dimensional array of shape {tuple(array.shape)}; 4D-STEM data is 4-dimensional")
-    return Source(p, array, order), handle
 
 
 def transform(block: np.ndarray, crop: tuple[slice, slice] | None, binning: int) -> np.ndarray:
@@ -142,6 +76,7 @@ def import_dataset(
     *,
     key: str | None = None,
     axes: str = "RxRyQxQy",
+    scan_shape: str | None = None,
     reference_region: str | None = None,
     reference_mask: str | os.PathLike | None = None,
     crop: str | None = None,
@@ -150,7 +85,7 @@ def import_dataset(
     probe_region: str | None = None,
 ) -> dict:
     """Write the contract dataset ``out`` from the user's file ``path``; returns a summary."""
-    source, handle = open_source(path, key, axes)
+    source = open_source(path, key, axes, scan_shape)
     p = source.path
     try:
         Rx, Ry, Qx, Qy = source.shape
@@ -164,42 +99,48 @@ def import_dataset(
         pattern_shape = (cx // binning, cy // binning)
         mask = _reference(p, (Rx, Ry), reference_region, reference_mask)
         rows_per_block = max(1, int(64e6 // (8 * Ry * Qx * Qy)))
-        # first pass: the mean pattern (probe estimate), the vacuum region's mean, and value checks
-        total = np.zeros(pattern_shape)
-        vacuum = np.zeros(pattern_shape)
         region = parse_rect(probe_region, "--probe-region") if probe_region else None
         if region is not None and (region[0].stop > Rx or region[1].stop > Ry):
             raise ContractError(p, f"probe region {probe_region} reaches outside the {Rx} x {Ry} scan")
-        negatives = 0
-        for r0, block in _blocks(source, rows_per_block):
-            bad = ~np.isfinite(block)
-            if bad.any():
-                i, j = np.argwhere(bad.any(axis=(2, 3)))[0]
-                raise ContractError(p, f"NaN or infinite values at scan position ({r0 + i}, {j})")
-            negatives += int((block < 0).sum())
-            block = transform(np.maximum(block, 0.0), crop_slices, binning)
-            total += block.sum(axis=(0, 1))
-            if region is not None:
-                rows = np.arange(r0, r0 + block.shape[0])
-                inside = (rows >= region[0].start) & (rows < region[0].stop)
-                vacuum += block[inside][:, region[1]].sum(axis=(0, 1))
-        probe_array, probe_source = _probe(p, probe, vacuum if region is not None else None, total, pattern_shape)
+        given_probe = _probe_file(probe, pattern_shape) if probe is not None else None
         attrs = {
             "source_file": str(p),
             "source_axes": axes,
             "source_key": key or "",
+            "source_scan_shape": scan_shape or "",
             "crop": crop or "",
             "bin": int(binning),
-            "probe_source": probe_source,
-            "clipped_negative_values": negatives,
             "experimental": True,
+            "source_metadata": json.dumps(source.metadata),
         }
-        with DatasetWriter(out, (Rx, Ry), pattern_shape, probe_array, mask, attrs) as writer:
+        # one pass: value checks, the mean pattern (probe estimate), the vacuum region's sum, the patterns
+        total = np.zeros(pattern_shape)
+        vacuum = np.zeros(pattern_shape)
+        negatives = 0
+        with DatasetWriter(out, (Rx, Ry), pattern_shape, given_probe, mask, attrs) as writer:
             for r0, block in _blocks(source, rows_per_block):
-                writer.write_rows(r0, transform(np.maximum(block, 0.0), crop_slices, binning))
+                bad = ~np.isfinite(block)
+                if bad.any():
+                    i, j = np.argwhere(bad.any(axis=(2, 3)))[0]
+                    raise ContractError(p, f"NaN or infinite values at scan position ({r0 + i}, {j})")
+                negatives += int((block < 0).sum())
+                block = transform(np.maximum(block, 0.0), crop_slices, binning)
+                writer.write_rows(r0, block)
+                total += block.sum(axis=(0, 1))
+                if region is not None:
+                    rows = np.arange(r0, r0 + block.shape[0])
+                    inside = (rows >= region[0].start) & (rows < region[0].stop)
+                    vacuum += block[inside][:, region[1]].sum(axis=(0, 1))
+            late = {"clipped_negative_values": negatives}
+            if given_probe is not None:
+                late["probe_source"] = f"file {probe}"
+                writer.set_attrs(late)
+            else:
+                probe_array, late["probe_source"] = _probe_from_data(p, vacuum if region is not None else None, total)
+                writer.set_probe(probe_array, late)
+            attrs.update(late)
     finally:
-        if handle is not None:
-            handle.close()
+        source.close()
     return {"out": str(out), "scan_shape": [Rx, Ry], "pattern_shape": list(pattern_shape), **attrs}
 
 
@@ -222,14 +163,16 @@ def _reference(path: Path, scan: tuple[int, int], region: str | None, mask_file:
     return mask
 
 
-def _probe(path: Path, probe_file: str | os.PathLike | None, vacuum: np.ndarray | None, total: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
-    if probe_file is not None:
-        probe = np.load(probe_file)
-        if probe.shape != shape:
-            raise ContractError(Path(probe_file), f"probe of shape {probe.shape} does not match the pattern shape {shape} (after crop and binning)")
-        if not np.isfinite(probe).all() or probe.sum() <= 0 or (probe < 0).any():
-            raise ContractError(Path(probe_file), "probe has NaN, negative values or no intensity")
-        return probe.astype(np.float64), f"file {probe_file}"
+def _probe_file(probe_file: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+    probe = np.load(probe_file)
+    if probe.shape != shape:
+        raise ContractError(Path(probe_file), f"probe of shape {probe.shape} does not match the pattern shape {shape} (after crop and binning)")
+    if not np.isfinite(probe).all() or probe.sum() <= 0 or (probe < 0).any():
+        raise ContractError(Path(probe_file), "probe has NaN, negative values or no intensity")
+    return probe.astype(np.float64)
+
+
+def _probe_from_data(path: Path, vacuum: np.ndarray | None, total: np.ndarray) -> tuple[np.ndarray, str]:
     if vacuum is not None:
         if vacuum.sum() <= 0:
             raise ContractError(path, "the probe region's patterns hold no intensity")

@@ -1,6 +1,8 @@
 """``strainbench import``: every format round-trips (axis order, crop, binning), the probe and the
 reference region, and bad input gets an error naming the file and the problem."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -31,6 +33,19 @@ def test_npy_round_trip_with_reference_region(cube, tmp_path):
     assert mask.sum() == 16 and mask[0:4, 2:6].all() and not has_labels
     assert attrs["probe_source"].startswith("estimated")
     assert probe.argmax() == np.argmax(data.mean(axis=(0, 1)))  # the direct beam
+
+
+def test_the_file_is_read_once_by_blocks(cube, tmp_path, monkeypatch):
+    """Every scan row is read exactly once, even when the probe is estimated from the data."""
+    from strainbench import readers
+
+    data, _ = cube
+    np.save(tmp_path / "scan.npy", data)
+    read = []
+    rows = readers.Source.rows
+    monkeypatch.setattr(readers.Source, "rows", lambda self, r0, r1: read.extend(range(r0, r1)) or rows(self, r0, r1))
+    import_dataset(tmp_path / "scan.npy", tmp_path / "d.h5", reference_region="0:4,2:6")
+    assert sorted(read) == list(range(24))
 
 
 def test_hdf5_with_axis_order_crop_and_binning(cube, tmp_path):
@@ -122,3 +137,122 @@ def test_estimated_probe_ignores_a_central_spike(cube):
 
     radius_true, radius_est = radius(probe), radius(estimate_probe(spiky))
     assert abs(radius_est - radius_true) < 0.5, (radius_est, radius_true)
+
+
+# ---- the formats read through py4DSTEM and rosettasciio (strainbench.readers) ----
+
+
+def _counts(data, top):
+    """Integer counts (a detector's) from the float patterns, peak ``top``."""
+    return np.round(data / data.max() * top)
+
+
+def _write_mib(path, frames):
+    """A Quantum Detectors Merlin file as the detector writes it: per frame a 384-byte ASCII header
+    and a big-endian uint16 image stored bottom row first (rosettasciio flips it back)."""
+    rows, cols, height, width = frames.shape
+    with open(path, "wb") as f:
+        for i, frame in enumerate(frames.reshape(-1, height, width)):
+            fields = ["MQ1", f"{i + 1:06d}", "00384", "01", f"{width:04d}", f"{height:04d}", "U16", "   1x1", "01",
+                      "2026-01-01 00:00:00.000000", "0.001000", "0", "0", "0", "1.200000E+2", "5.110000E+2",
+                      "MQ1A", "2026-01-01T00:00:00.000000000Z", "1000000ns", "12", ""]
+            f.write(",".join(fields).encode().ljust(384, b" "))
+            f.write(np.flipud(frame).astype(">u2").tobytes())
+
+
+def _signal(data, units):
+    """rosettasciio's signal dictionary for a 4D array (two navigation axes, then the detector)."""
+    axes = [dict(size=n, index_in_array=i, name=name, scale=1.0, offset=0.0, units=unit, navigate=i < 2)
+            for i, (n, name, unit) in enumerate(zip(data.shape, ("y", "x", "ky", "kx"), units))]
+    return dict(data=data, axes=axes, metadata={"General": {"title": "scan"}, "Signal": {"signal_type": ""}},
+                original_metadata={}, attributes={"_lazy": False}, tmp_parameters={}, learning_results={},
+                models={}, package_info={"name": "strainbench-tests", "version": "0"})
+
+
+def _write_format(fmt, path, data):
+    """``data`` (Rx, Ry, Qx, Qy) written as ``fmt``; returns the import options it needs."""
+    if fmt == "emd":
+        import py4DSTEM
+
+        cube = py4DSTEM.DataCube(data=data)
+        cube.calibration.set_Q_pixel_size(0.025)
+        py4DSTEM.save(str(path), cube, mode="o")
+        return {}
+    if fmt == "mib":
+        _write_mib(path, data)
+        return {"scan_shape": f"{data.shape[0]}x{data.shape[1]}"}
+    from rsciio import blockfile, hspy
+
+    if fmt == "blo":  # ASTAR blockfiles hold 8-bit square patterns
+        blockfile.file_writer(str(path), _signal(data.astype(np.uint8), ("nm", "nm", "cm", "cm")), intensity_scaling=None)
+    else:
+        hspy.file_writer(str(path), _signal(data, ("nm", "nm", "1/nm", "1/nm")))
+    return {}
+
+
+@pytest.mark.parametrize("fmt, top", [("emd", None), ("mib", 4000), ("blo", 255), ("hspy", None)])
+def test_every_format_round_trips(cube, tmp_path, fmt, top):
+    """A 24 x 20 scan (not square, so a transposed scan would show) written in each format and
+    imported with a crop gives the same patterns."""
+    data = cube[0][:, :20]
+    data = _counts(data, top) if top else data.astype(np.float32)
+    src = tmp_path / f"scan.{fmt}"
+    options = _write_format(fmt, src, data)
+    out = tmp_path / "d.h5"
+    import_dataset(src, out, reference_region="0:3,0:3", crop="8:88,8:88", **options)
+    patterns, _, _, _, attrs = _read(out)
+    np.testing.assert_array_equal(patterns, data[:, :, 8:88, 8:88].astype(np.float32))
+    if fmt == "emd":  # the calibration, read by py4DSTEM, travels with the data
+        assert json.loads(attrs["source_metadata"])["calibration"]["Q_pixel_size"] == 0.025
+
+
+@pytest.mark.parametrize(
+    "setup, kwargs, message",
+    [
+        ("dm4", {}, "convert to .hspy"),
+        ("mib_no_shape", {}, "give --scan-shape"),
+        ("mib_truncated", {"scan_shape": "24x20"}, "not the 24 x 20 scan"),
+        ("mib_bad", {"scan_shape": "24x20"}, "not a readable .mib file"),
+        ("emd_two_cubes", {}, "exactly one DataCube"),
+        ("hspy_truncated", {}, "not a readable .hspy file"),
+    ],
+)
+def test_bad_microscope_files_are_refused(cube, tmp_path, setup, kwargs, message):
+    data = _counts(cube[0][:, :20], 4000)
+    fmt = setup.split("_")[0]
+    src = tmp_path / f"scan.{fmt}"
+    if setup == "dm4":
+        src.write_bytes(b"\x00\x00\x00\x04")
+    elif setup.startswith("mib"):
+        _write_mib(src, data)
+        if setup == "mib_truncated":  # the acquisition stopped inside row 5
+            frame = 384 + 2 * 96 * 96
+            src.write_bytes(src.read_bytes()[: frame * (5 * 20 + 7)])
+        elif setup == "mib_bad":
+            src.write_bytes(b"not a merlin file" * 30)
+    elif setup == "emd_two_cubes":
+        import py4DSTEM
+
+        py4DSTEM.save(str(src), py4DSTEM.DataCube(data=data, name="a"), mode="o")
+        py4DSTEM.save(str(src), py4DSTEM.DataCube(data=data, name="b"), mode="a", emdpath="a_root")
+    elif setup == "hspy_truncated":
+        _write_format("hspy", src, data)
+        src.write_bytes(src.read_bytes()[:5000])
+    out = tmp_path / "d.h5"
+    with pytest.raises(ContractError, match=message) as err:
+        import_dataset(src, out, reference_region="0:2,0:2", **kwargs)
+    assert src.name in str(err.value)
+    assert not out.exists()
+
+
+def test_command_line_imports_a_merlin_file(cube, tmp_path, capsys):
+    """``strainbench import scan.mib --scan-shape 24x20``: exit 0 and the summary; a wrong scan shape exits 2."""
+    from strainbench.cli import main
+
+    data = _counts(cube[0][:, :20], 4000)
+    _write_mib(tmp_path / "scan.mib", data)
+    args = ["import", str(tmp_path / "scan.mib"), "--reference-region", "0:2,0:2", "--bin", "2"]
+    assert main([*args, "--out", str(tmp_path / "d.h5"), "--scan-shape", "24x20"]) == 0
+    assert json.loads(capsys.readouterr().out)["pattern_shape"] == [48, 48]
+    assert main([*args, "--out", str(tmp_path / "e.h5"), "--scan-shape", "30x20"]) == 2
+    assert "not the 30 x 20 scan" in capsys.readouterr().err and not (tmp_path / "e.h5").exists()

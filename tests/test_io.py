@@ -110,6 +110,21 @@ def test_incomplete_write_is_an_error_and_leaves_no_file(tmp_path):
     assert not path.exists()
 
 
+def test_probe_written_after_the_patterns(tmp_path):
+    """A probe estimated from the data is written last (set_probe); forgetting it leaves no file."""
+    full = np.ones((SCAN[0],) + SCAN[1:] + PAT, np.float32)
+    path = tmp_path / "late.h5"
+    with DatasetWriter(path, SCAN, PAT, None, np.ones(SCAN, bool), {}) as w:
+        w.write_rows(0, full)
+        w.set_probe(2 * np.ones(PAT), {"probe_source": "late"})
+    with DatasetReader(path) as ds:
+        assert ds.probe.max() == 2 and ds.attrs["probe_source"] == "late"
+    with pytest.raises(ContractError, match="probe was never written"):
+        with DatasetWriter(tmp_path / "noprobe.h5", SCAN, PAT, None, np.ones(SCAN, bool), {}) as w:
+            w.write_rows(0, full)
+    assert not (tmp_path / "noprobe.h5").exists()
+
+
 def _maps(shape=SCAN):
     return {k: np.zeros(shape, np.float32) for k in ("exx", "eyy", "exy", "theta")}
 

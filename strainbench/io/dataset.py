@@ -228,6 +228,8 @@ class DatasetWriter:
                 w.write_rows(row0, block)
 
     The datacube is chunked one pattern per chunk; every row must be written before the block ends.
+    A probe known only once every pattern has been read (estimated from the data) is given as
+    ``probe=None`` and written with :meth:`set_probe` before the block ends.
     """
 
     def __init__(
@@ -235,7 +237,7 @@ class DatasetWriter:
         path: str | os.PathLike,
         scan_shape: tuple[int, int],
         pattern_shape: tuple[int, int],
-        probe: np.ndarray,
+        probe: np.ndarray | None,
         reference_mask: np.ndarray,
         attrs: Mapping[str, Any],
         labels: Mapping[str, np.ndarray] | None = None,
@@ -243,11 +245,9 @@ class DatasetWriter:
         self.path = Path(path)
         self.scan_shape = tuple(int(v) for v in scan_shape)
         self.pattern_shape = tuple(int(v) for v in pattern_shape)
-        if probe.shape != self.pattern_shape:
-            raise ContractError(self.path, f"probe shape {probe.shape} does not match pattern shape {self.pattern_shape}")
         if reference_mask.shape != self.scan_shape:
             raise ContractError(self.path, f"reference_mask shape {reference_mask.shape} does not match scan {self.scan_shape}")
-        self._probe = np.asarray(probe, dtype=np.float32)
+        self._probe = None if probe is None else self._checked_probe(probe)
         self._mask = np.asarray(reference_mask, dtype=bool)
         self._attrs = dict(attrs)
         self._labels = labels
@@ -267,7 +267,8 @@ class DatasetWriter:
                 dtype=np.float32,
                 chunks=(1, 1) + self.pattern_shape,
             )
-            f.create_dataset("probe", data=self._probe)
+            if self._probe is not None:
+                f.create_dataset("probe", data=self._probe)
             f.create_dataset("reference_mask", data=self._mask)
             if self._labels is not None:
                 for key in LABEL_KEYS:
@@ -279,6 +280,24 @@ class DatasetWriter:
             self._ctx.__exit__(type(err), err, err.__traceback__)
             raise
         return self
+
+    def _checked_probe(self, probe: np.ndarray) -> np.ndarray:
+        if probe.shape != self.pattern_shape:
+            raise ContractError(self.path, f"probe shape {probe.shape} does not match pattern shape {self.pattern_shape}")
+        return np.asarray(probe, dtype=np.float32)
+
+    def set_probe(self, probe: np.ndarray, attrs: Mapping[str, Any] | None = None) -> None:
+        """Write the probe of a writer opened with ``probe=None``, and further root attributes."""
+        if self._probe is not None:
+            raise ContractError(self.path, "the probe was already written")
+        self._probe = self._checked_probe(probe)
+        self._cube.file.create_dataset("probe", data=self._probe)
+        self.set_attrs(attrs or {})
+
+    def set_attrs(self, attrs: Mapping[str, Any]) -> None:
+        """Add root attributes known only once the patterns have been written."""
+        for key, value in sorted(attrs.items()):
+            self._cube.file.attrs[key] = _attr_value(value)
 
     def write_rows(self, row0: int, block: np.ndarray) -> None:
         """Write scan rows ``row0 : row0 + len(block)``; ``block`` is ``(rows, Ry, Qx, Qy)``."""
@@ -292,6 +311,10 @@ class DatasetWriter:
         if exc_type is None and not self._rows_written.all():
             missing = np.flatnonzero(~self._rows_written)
             exc = ContractError(self.path, f"scan rows {missing[:5].tolist()}... were never written")
+            self._ctx.__exit__(type(exc), exc, None)
+            raise exc
+        if exc_type is None and self._probe is None:
+            exc = ContractError(self.path, "the probe was never written (set_probe)")
             self._ctx.__exit__(type(exc), exc, None)
             raise exc
         self._ctx.__exit__(exc_type, exc, tb)

@@ -44,6 +44,7 @@ def import_options(wildcards):
     flags = {
         "--key": config.get("user_key"),
         "--axes": config.get("user_axes"),
+        "--scan-shape": config.get("user_scan_shape"),
         "--reference-region": config.get("reference_region"),
         "--reference-mask": config.get("reference_mask"),
         "--crop": config.get("user_crop"),
