@@ -101,6 +101,13 @@ def profile_symmetry(profile: torch.Tensor, similarity: float = 0.9) -> float:
     return math.pi
 
 
+def near_spots(mask: torch.Tensor, B: torch.Tensor, s: torch.Tensor, margin: int) -> torch.Tensor:
+    """The spot mask carried into each pattern's frame by ``(B, s)`` and grown by ``margin``
+    pixels, ``(n, 1, Q, Q)``: non-zero on and near the spots."""
+    warped = warp(mask.expand(B.shape[0], -1, -1, -1), B, s)
+    return torch.nn.functional.max_pool2d(warped, 2 * margin + 1, 1, margin)
+
+
 def diffuse_background(
     patterns: torch.Tensor,
     B: torch.Tensor,
@@ -120,8 +127,7 @@ def diffuse_background(
     for i in range(0, patterns.shape[0], batch_size):
         x = patterns[i : i + batch_size]
         n = x.shape[0]
-        warped = warp(mask.expand(n, -1, -1, -1), B[i : i + batch_size], s[i : i + batch_size])
-        off = (torch.nn.functional.max_pool2d(warped, 2 * margin + 1, 1, margin) == 0).reshape(n, -1).double()
+        off = (near_spots(mask, B[i : i + batch_size], s[i : i + batch_size], margin) == 0).reshape(n, -1).double()
         sums.index_add_(0, bins, (off * x.reshape(n, -1).double()).sum(0))
         counts.index_add_(0, bins, off.sum(0))
     profile = sums / counts.clamp_min(1)
@@ -159,7 +165,7 @@ class Refiner:
     def support(self, B: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Indices ``(n, M)`` of the output pixels within ``margin`` of the mask warped by ``(B, s)``."""
         n = B.shape[0]
-        near = torch.nn.functional.max_pool2d(warp(self.mask.expand(n, -1, -1, -1), B, s), 2 * self.margin + 1, 1, self.margin)
+        near = near_spots(self.mask, B, s, self.margin)
         near = near.reshape(n, -1)
         m = max(int((near > 0).sum(-1).max()), 1)
         return near.topk(m, dim=-1).indices
