@@ -36,7 +36,11 @@ apart modulo the base's own rotational symmetry, found from its azimuthal autoco
 whose mask holds the brighter pattern is kept (a residual after the per-spot amplitude fit is not a
 fair judge: a mask on empty background is fitted well by a small amplitude), else the encoder's.
 It catches the rare grain whose encoder rotation sits in a false basin (about 30 degrees off at high
-noise). Coordinates: normalised ``(x, y)`` = (row, column) as in :mod:`ccstae.affine`.
+noise). Strain guard: the lattice's symmetry also offers false basins of large strain (a lattice
+turned by 30 degrees and stretched by 25-40% puts the mask on other disks; seen on 13 positions of
+thin grains in the reported ``quick`` run at 20% noise, each 0.2-0.4 in exx and eyy), so a start
+point whose principal strains relative to the base exceed ``strain_limit`` (the encoder's own
+bound) is not chosen, and a refined result beyond it falls back to the encoder's transform. Coordinates: normalised ``(x, y)`` = (row, column) as in :mod:`ccstae.affine`.
 """
 
 from __future__ import annotations
@@ -136,6 +140,12 @@ def diffuse_background(
     return (profile[k0] * (1 - frac) + profile[k0 + 1] * frac).float()[None, None]
 
 
+def stretch_within(B: torch.Tensor, limit: float) -> torch.Tensor:
+    """``(n,)`` True where both principal stretches of ``B`` ``(n, 2, 2)`` (its singular values)
+    lie within ``1 +- limit``."""
+    return ((torch.linalg.svdvals(B) - 1.0).abs() <= limit).all(-1)
+
+
 MIN_AMPLITUDE = 0.1  # a spot's fitted amplitude is kept within [0.1, 10] times the base's
 TRIAL_ITERATIONS = 3  # Gauss-Newton steps from each start point before the better one is kept
 
@@ -230,11 +240,14 @@ def refine(
     batch_size: int = 256,
     progress: bool = True,
     background: bool = True,
+    strain_limit: float = 0.05,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Refined ``(A, t)`` for every pattern (``patterns (N, 1, Q, Q)``, ``A (N, 2, 2)``, ``t (N, 2)``).
 
     With ``background``, the :func:`diffuse_background` shape is taken out of the base and fitted,
-    with a level of its own, into every pattern (see the module docstring)."""
+    with a level of its own, into every pattern (see the module docstring). ``strain_limit``: the
+    largest principal strain relative to the base that a result may have (the encoder's own bound);
+    a start point or a result beyond it is a false basin (see the module docstring)."""
     size = base.shape[-1]
     xx, yy = torch.meshgrid(torch.arange(size, device=base.device), torch.arange(size, device=base.device), indexing="ij")
     radius = torch.hypot(xx - centre[0], yy - centre[1])
@@ -263,11 +276,16 @@ def refine(
         # symmetry; then the start whose mask holds the brighter pattern wins
         rotations = [rotation_angle(Bk) for Bk, _, _ in starts]
         apart = torch.remainder(rotations[1] - rotations[0] + symmetry / 2, symmetry) - symmetry / 2
-        better = (apart.abs() > math.radians(2.0)) & (starts[1][2] > starts[0][2])
+        sane = [stretch_within(Bk, strain_limit) for Bk, _, _ in starts]
+        better = sane[1] & ((apart.abs() > math.radians(2.0)) & (starts[1][2] > starts[0][2]) | ~sane[0])
         B = torch.where(better[:, None, None], starts[1][0], starts[0][0])
         s = torch.where(better[:, None], starts[1][1], starts[0][1])
         pixels = refiner.support(B, s)
         for _ in range(iterations - min(TRIAL_ITERATIONS, iterations)):
             B, s = refiner.step(x, B, s, pixels)
+        B_start, s_start = invert(A[i : i + batch_size], t[i : i + batch_size])
+        sane = stretch_within(B, strain_limit)
+        B = torch.where(sane[:, None, None], B, B_start)
+        s = torch.where(sane[:, None], s, s_start)
         A_out[i : i + batch_size], t_out[i : i + batch_size] = invert(B, s)
     return A_out, t_out

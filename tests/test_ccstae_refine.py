@@ -123,3 +123,19 @@ def test_a_sloped_background_is_fitted_not_taken_for_the_disks():
         A, _ = refine(x, A_true.clone(), torch.zeros(n, 2), base, _mask(), CENTRE, iterations=10, progress=False, background=background)
         errors[background] = (_stretch(A) - stretch_true).abs().max().item()
     assert errors[True] < 1e-3 and errors[False] > 3 * errors[True], errors
+
+
+def test_strain_guard_keeps_a_pattern_without_signal_at_its_start():
+    """A pattern with no disks, only a background falling with radius: the fit has nothing to hold
+    on to and drifts in scale; a result beyond the strain limit falls back to the start."""
+    xx, yy = np.indices((Q, Q), dtype=np.float64)
+    slope = 1.0 / (1.0 + (np.hypot(xx - CENTRE[0], yy - CENTRE[1]) / 10.0) ** 2)
+    x = torch.tensor(slope, dtype=torch.float32)[None, None].repeat(2, 1, 1, 1)
+    A0 = compose(torch.tensor([0.01, -0.01]), torch.zeros(2), torch.zeros(2), torch.tensor([0.2, -0.4]))
+    t0 = torch.zeros(2, 2)
+    base, mask = _spots([1.0] * 6), _mask()
+    A_free, _ = refine(x, A0, t0, base, mask, CENTRE, iterations=10, progress=False, background=False, strain_limit=10.0)
+    A, t = refine(x, A0, t0, base, mask, CENTRE, iterations=10, progress=False, background=False)
+    drift = (torch.linalg.svdvals(A_free) - 1).abs().max().item()
+    assert drift > 0.05, drift  # unguarded, the scale runs away
+    assert torch.allclose(A, A0, atol=1e-5) and torch.allclose(t, t0, atol=1e-6)
