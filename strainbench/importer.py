@@ -10,9 +10,10 @@ the cropped size must be divisible by it). The reference region is required (a r
 positions ``x0:x1,y0:y1`` or a boolean ``.npy`` mask): without one the import refuses, it never
 guesses. The vacuum probe: a ``.npy`` file (the final pattern shape), the mean pattern of a vacuum
 scan region, or, by default, estimated from the data: the mean pattern of the whole scan,
-median-filtered over 5 x 5 pixels (a sharp central spike, such as the noise model's background
-peak, is not the disk), kept on the connected region above half its maximum that holds the
-maximum (the direct beam), dilated by two pixels to keep the disk's soft edge.
+median-filtered over 5 x 5 pixels, kept out to the direct beam's edge (where its radial profile
+falls fastest in the log) and clipped at the disk's plateau, so that a central peak such as the
+noise model's background (a narrow Lorentzian) neither shrinks the disk nor sets its maximum
+(:func:`estimate_probe`).
 
 NaN or infinite values are an error naming the file and the scan position; negative values (dark
 subtraction) are set to zero and counted in the ``clipped_negative_values`` attribute.
@@ -55,13 +56,38 @@ def transform(block: np.ndarray, crop: tuple[slice, slice] | None, binning: int)
     return block
 
 
+MIN_DISK_RADIUS = 3.0  # px: the direct beam's edge is sought beyond it (a central peak lies within)
+
+
 def estimate_probe(mean_pattern: np.ndarray) -> np.ndarray:
-    """The direct beam of the mean pattern (see the module docstring)."""
-    smooth = ndi.median_filter(mean_pattern, size=5)  # a sharp central spike is not the disk
-    above = smooth > 0.5 * smooth.max()
-    labels, _ = ndi.label(above)
-    beam = labels == labels[np.unravel_index(np.argmax(smooth), smooth.shape)]
-    return np.where(ndi.binary_dilation(beam, iterations=2), smooth, 0.0)
+    """The direct beam of the mean pattern, a ``(Qx, Qy)`` image (see the module docstring).
+
+    Centre: the intensity-weighted centre of the region above half the maximum around it. Edge: the
+    radius (beyond ``MIN_DISK_RADIUS``, in 0.5 px bins) where the logarithm of the radial profile
+    falls fastest: a disk's edge drops the intensity by a large factor within a pixel or two,
+    while a central peak of ``1 / r^2`` tails falls by ``2 / r`` per pixel in the log. Inside
+    the edge (plus 2 px of soft edge) the pattern is kept, clipped at the disk's plateau (the
+    median over the outer half of the disk, its last pixel left out) so that a central peak does not raise the maximum
+    from which methods read the radius; zero outside.
+    """
+    smooth = ndi.median_filter(mean_pattern, size=5)  # a one-pixel spike is not the disk
+    labels, _ = ndi.label(smooth > 0.5 * smooth.max())
+    core = labels == labels[np.unravel_index(np.argmax(smooth), smooth.shape)]
+    cx, cy = ndi.center_of_mass(smooth * core)
+    xx, yy = np.indices(smooth.shape)
+    rho = np.hypot(xx - cx, yy - cy)
+    step = 0.5
+    n = int(min(smooth.shape) / 2 / step)
+    bins = np.minimum((rho / step).astype(int), n).ravel()
+    sums = np.bincount(bins, smooth.ravel(), minlength=n + 1)[:n]
+    counts = np.bincount(bins, minlength=n + 1)[:n]
+    profile = np.log(np.maximum(sums / np.maximum(counts, 1), smooth.max() * 1e-3))  # floor: empty detector
+    radii = (np.arange(n) + 0.5) * step
+    slope = np.gradient(ndi.gaussian_filter1d(profile, 1.0), step)
+    beyond = radii >= MIN_DISK_RADIUS
+    edge = radii[beyond][np.argmin(slope[beyond])]
+    plateau = np.median(smooth[(rho <= edge - 1) & (rho >= 0.5 * edge)])
+    return np.where(rho <= edge + 2, np.minimum(smooth, plateau), 0.0)
 
 
 def _blocks(source: Source, rows_per_block: int) -> Iterator[tuple[int, np.ndarray]]:
