@@ -36,11 +36,12 @@ apart modulo the base's own rotational symmetry, found from its azimuthal autoco
 whose mask holds the brighter pattern is kept (a residual after the per-spot amplitude fit is not a
 fair judge: a mask on empty background is fitted well by a small amplitude), else the encoder's.
 It catches the rare grain whose encoder rotation sits in a false basin (about 30 degrees off at high
-noise). Strain guard: the lattice's symmetry also offers false basins of large strain (a lattice
-turned by 30 degrees and stretched by 25-40% puts the mask on other disks; seen on 13 positions of
-thin grains in the reported ``quick`` run at 20% noise, each 0.2-0.4 in exx and eyy), so a start
-point whose principal strains relative to the base exceed ``strain_limit`` (the encoder's own
-bound) is not chosen, and a refined result beyond it falls back to the encoder's transform. Coordinates: normalised ``(x, y)`` = (row, column) as in :mod:`ccstae.affine`.
+noise). Strain guard: a pattern with too little signal on its spots lets the fit drift in scale
+(both start points ran to 25-40% strain on 13 positions of thin grains in the reported ``quick``
+run at 20% noise), so a start point whose principal strains relative to the base exceed
+``strain_limit`` (the encoder's own bound) is not chosen, and a refined result beyond it falls back
+to the encoder's transform. Coordinates: normalised ``(x, y)`` = (row, column) as in
+:mod:`ccstae.affine`.
 """
 
 from __future__ import annotations

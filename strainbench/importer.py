@@ -67,8 +67,8 @@ def estimate_probe(mean_pattern: np.ndarray) -> np.ndarray:
     falls fastest: a disk's edge drops the intensity by a large factor within a pixel or two,
     while a central peak of ``1 / r^2`` tails falls by ``2 / r`` per pixel in the log. Inside
     the edge (plus 2 px of soft edge) the pattern is kept, clipped at the disk's plateau (the
-    median over the outer half of the disk, its last pixel left out) so that a central peak does not raise the maximum
-    from which methods read the radius; zero outside.
+    median over the outer half of the disk, its last pixel left out) so that a central peak does
+    not raise the maximum from which methods read the radius; zero outside.
     """
     smooth = ndi.median_filter(mean_pattern, size=5)  # a one-pixel spike is not the disk
     labels, _ = ndi.label(smooth > 0.5 * smooth.max())

@@ -101,13 +101,14 @@ def trench_outer_radius(probe_radius: float, g1_length: float, sigma_cc: float) 
     """Outer radius (px) of the kernel's subtracted trench: ``2 r``, or less where the trench would
     reach the nearest neighbouring disk.
 
-    A disk's correlation peak is moved by whatever the trench (widened by the correlation smoothing
-    ``sigma_cc``) overlaps. A first-order disk's nearest neighbour is the direct beam, 20 to 50 times
-    brighter, so an overlap pulls every first-order peak outward (0.5 to 1 px measured on kinematic
-    patterns with ``2 r`` at ``|g1| = 2.9 r``). The trench therefore ends short of the neighbour's
-    edge, at ``|g1| - r - sigma_cc``, and never beyond py4DSTEM's usual ``2 r``. The margin
-    ``sigma_cc`` is a judgement checked on the development seed (quick seed 0, where outer radii
-    of 1.5 to 1.8 r all beat 2 r at 0 to 50% noise), not a fitted constant.
+    A disk's correlation peak is moved by whatever bright structure the trench overlaps. A
+    first-order disk's nearest neighbour is the direct beam, 20 to 50 times brighter, so an overlap
+    pulls every first-order peak outward (0.5 to 1.1 px measured on kinematic patterns with ``2 r``
+    at ``|g1| = 2.9 r``). The trench therefore ends short of the neighbour's edge, at
+    ``|g1| - r - sigma_cc`` (a margin of the correlation smoothing's width), and never beyond
+    py4DSTEM's usual ``2 r``. The margin is a judgement checked on the development seed (quick
+    seed 0, where outer radii of 1.5 to 1.8 r all beat 2 r at 0 to 50% noise), not a fitted
+    constant.
     """
     return float(min(2.0 * probe_radius, g1_length - probe_radius - sigma_cc))
 
