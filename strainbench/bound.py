@@ -42,6 +42,7 @@ from .io.conventions import deformation_gradient, reciprocal_deformation
 from .io.dataset import DatasetReader
 from .io.errors import ContractError
 from .noise import background
+from .radial import radial_profile
 from .simulate import CleanSet, read_clean
 
 PARAMETERS = ("exx", "eyy", "exy", "theta", "centre_x", "centre_y")
@@ -88,17 +89,6 @@ def image_gradient(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.moveaxis(d, 0, axis)
 
     return along(0), along(1)
-
-
-def radial_profile(probe: np.ndarray, centre: np.ndarray, step: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """The probe's azimuthal mean as ``(radii, values)`` (pixels, probe units), ``step`` pixel bins."""
-    xx, yy = np.indices(probe.shape)
-    rho = np.hypot(xx - centre[0], yy - centre[1]).ravel()
-    bins = (rho / step).astype(int)
-    totals = np.bincount(bins, probe.ravel())
-    counts = np.bincount(bins)
-    keep = counts > 0
-    return (np.flatnonzero(keep) + 0.5) * step, totals[keep] / counts[keep]
 
 
 def disk_moving_jacobian(pattern: np.ndarray, probe: np.ndarray, params: np.ndarray, G0: np.ndarray, sampling: float, centre: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ import scipy.ndimage as ndi
 
 from .io.dataset import DatasetWriter
 from .io.errors import ContractError
+from .radial import radial_profile
 from .readers import Source, open_source
 
 
@@ -76,14 +77,11 @@ def estimate_probe(mean_pattern: np.ndarray) -> np.ndarray:
     cx, cy = ndi.center_of_mass(smooth * core)
     xx, yy = np.indices(smooth.shape)
     rho = np.hypot(xx - cx, yy - cy)
-    step = 0.5
-    n = int(min(smooth.shape) / 2 / step)
-    bins = np.minimum((rho / step).astype(int), n).ravel()
-    sums = np.bincount(bins, smooth.ravel(), minlength=n + 1)[:n]
-    counts = np.bincount(bins, minlength=n + 1)[:n]
-    profile = np.log(np.maximum(sums / np.maximum(counts, 1), smooth.max() * 1e-3))  # floor: empty detector
-    radii = (np.arange(n) + 0.5) * step
-    slope = np.gradient(ndi.gaussian_filter1d(profile, 1.0), step)
+    radii, values = radial_profile(smooth, (cx, cy), step=0.5)
+    inscribed = radii < min(smooth.shape) / 2
+    radii, values = radii[inscribed], values[inscribed]
+    profile = np.log(np.maximum(values, smooth.max() * 1e-3))  # floor: empty detector
+    slope = np.gradient(ndi.gaussian_filter1d(profile, 1.0), radii)
     beyond = radii >= MIN_DISK_RADIUS
     edge = radii[beyond][np.argmin(slope[beyond])]
     plateau = np.median(smooth[(rho <= edge - 1) & (rho >= 0.5 * edge)])
