@@ -262,13 +262,13 @@ def refine(
     A_out, t_out = torch.empty_like(A), torch.empty_like(t)
     for i in tqdm(range(0, patterns.shape[0], batch_size), desc="ccstae refine", unit="batch", disable=not progress):
         x = patterns[i : i + batch_size]
-        B, s = invert(A[i : i + batch_size], t[i : i + batch_size])
+        B0, s0 = invert(A[i : i + batch_size], t[i : i + batch_size])
         # rotation guard: the encoder's start, and a pure rotation by the correlation angle
         angle = rotation_by_correlation(azimuthal_profiles(x, centre, radii), base_profile)
         B_alt = rotation(-angle)
         s_alt = (centre_n - B_alt @ centre_n).squeeze(-1)  # a rotation about the pattern centre
         starts = []
-        for Bk, sk in ((B, s), (B_alt, s_alt)):
+        for Bk, sk in ((B0, s0), (B_alt, s_alt)):
             pixels = refiner.support(Bk, sk)
             for _ in range(min(TRIAL_ITERATIONS, iterations)):
                 Bk, sk = refiner.step(x, Bk, sk, pixels)
@@ -278,15 +278,15 @@ def refine(
         rotations = [rotation_angle(Bk) for Bk, _, _ in starts]
         apart = torch.remainder(rotations[1] - rotations[0] + symmetry / 2, symmetry) - symmetry / 2
         sane = [stretch_within(Bk, strain_limit) for Bk, _, _ in starts]
-        better = sane[1] & ((apart.abs() > math.radians(2.0)) & (starts[1][2] > starts[0][2]) | ~sane[0])
+        other_basin_brighter = (apart.abs() > math.radians(2.0)) & (starts[1][2] > starts[0][2])
+        better = sane[1] & (other_basin_brighter | ~sane[0])
         B = torch.where(better[:, None, None], starts[1][0], starts[0][0])
         s = torch.where(better[:, None], starts[1][1], starts[0][1])
         pixels = refiner.support(B, s)
         for _ in range(iterations - min(TRIAL_ITERATIONS, iterations)):
             B, s = refiner.step(x, B, s, pixels)
-        B_start, s_start = invert(A[i : i + batch_size], t[i : i + batch_size])
-        sane = stretch_within(B, strain_limit)
-        B = torch.where(sane[:, None, None], B, B_start)
-        s = torch.where(sane[:, None], s, s_start)
+        kept = stretch_within(B, strain_limit)  # else back to the encoder's transform
+        B = torch.where(kept[:, None, None], B, B0)
+        s = torch.where(kept[:, None], s, s0)
         A_out[i : i + batch_size], t_out[i : i + batch_size] = invert(B, s)
     return A_out, t_out
