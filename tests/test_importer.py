@@ -128,16 +128,18 @@ def test_bad_input_is_refused_with_the_file_named(cube, tmp_path, setup, kwargs,
     assert not out.exists()  # nothing half-written
 
 
+def _half_max_radius(p: np.ndarray) -> float:
+    """Radius (px) from the area above half maximum, as the methods read it."""
+    return float(np.sqrt((p > 0.5 * p.max()).sum() / np.pi))
+
+
 def test_estimated_probe_ignores_a_central_spike(cube):
     """The noise model's background is a ~1 px peak at the centre: the estimate must find the disk."""
     _, probe = cube
     spiky = probe.copy()
     spiky[48, 48] += 50 * probe.max()
 
-    def radius(p):  # from the area above half maximum, as the methods read it
-        return np.sqrt((p > 0.5 * p.max()).sum() / np.pi)
-
-    radius_true, radius_est = radius(probe), radius(estimate_probe(spiky))
+    radius_true, radius_est = _half_max_radius(probe), _half_max_radius(estimate_probe(spiky))
     assert abs(radius_est - radius_true) < 0.5, (radius_est, radius_true)
 
 
@@ -269,8 +271,5 @@ def test_estimated_probe_radius_under_the_noise_models_background(cube, level):
 
     _, probe = cube
     mean = (1 - level) * probe / probe.sum() + level * background(probe.shape)
-
-    def radius(p):
-        return np.sqrt((p > 0.5 * p.max()).sum() / np.pi)
-
-    assert abs(radius(estimate_probe(mean)) - radius(probe)) < 0.5, (radius(estimate_probe(mean)), radius(probe))
+    radius_true, radius_est = _half_max_radius(probe), _half_max_radius(estimate_probe(mean))
+    assert abs(radius_est - radius_true) < 0.5, (radius_est, radius_true)

@@ -80,7 +80,7 @@ def test_kernel_trench_stops_short_of_the_direct_beam(tiny_cfg):
     short of the neighbouring disk (``trench_outer_radius``) they are found where they are."""
     from py4DSTEM.process.calibration import get_probe_size
 
-    from baselines.py4dstem.pipeline import SIGMA_CC, _find_disks, _kernel, trench_outer_radius
+    from baselines.py4dstem import pipeline as pl
     from strainbench.config import make_engine
     from strainbench.io.conventions import deformation_gradient, reciprocal_deformation
 
@@ -92,13 +92,12 @@ def test_kernel_trench_stops_short_of_the_direct_beam(tiny_cfg):
     _, g = engine._reflections(reciprocal_deformation(F))
     first = engine.geometry.to_pixels(g[np.linalg.norm(g, axis=1) < 1.1 * np.linalg.norm(g, axis=1).min()])
     g1 = float(np.linalg.norm(first - engine.geometry.centre, axis=1).mean())
-    kwargs = dict(corrPower=1.0, sigma_cc=SIGMA_CC, subpixel="multicorr", upsample_factor=16, minRelativeIntensity=0.1,
-                  relativeToPeak=1, minPeakSpacing=0.5 * g1, edgeBoundary=int(np.ceil(r)), maxNumPeaks=70)
+    kwargs = pl.detection_kwargs(0.5 * g1, int(np.ceil(r)))
 
     def first_order_errors(outer: float) -> np.ndarray:
-        peaks = _find_disks(pattern[None, None], _kernel(probe, (r, outer), (x0, y0)), kwargs)[0][0][:, :2]
+        peaks = pl._find_disks(pattern[None, None], pl._kernel(probe, (r, outer), (x0, y0)), kwargs)[0][0][:, :2]
         return np.array([np.linalg.norm(peaks - p, axis=1).min() for p in first])
 
     assert len(first) == 6
     assert first_order_errors(2 * r).mean() > 0.4
-    assert first_order_errors(trench_outer_radius(r, g1, SIGMA_CC)).mean() < 0.15
+    assert first_order_errors(pl.trench_outer_radius(r, g1, pl.SIGMA_CC)).mean() < 0.15

@@ -64,17 +64,7 @@ class Parameters:
     orientation_bin_deg: float
 
     def detection_kwargs(self) -> dict:
-        return dict(
-            corrPower=1.0,
-            sigma_cc=self.sigma_cc,
-            subpixel=self.subpixel,
-            upsample_factor=self.upsample_factor,
-            minRelativeIntensity=self.min_relative_intensity,
-            relativeToPeak=1,
-            minPeakSpacing=self.min_peak_spacing,
-            edgeBoundary=self.edge_boundary,
-            maxNumPeaks=self.max_num_peaks,
-        )
+        return detection_kwargs(self.min_peak_spacing, self.edge_boundary)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +79,21 @@ MAX_NUM_PEAKS = 70
 MIN_NUM_PEAKS = 5  # indexed peaks (with the direct beam) for a lattice fit
 INDEX_TOLERANCE = 0.2  # of |g1|: largest distance of a disk from its lattice point
 ORIENTATION_BIN_DEG = 1.0
+
+
+def detection_kwargs(min_peak_spacing: float, edge_boundary: int) -> dict:
+    """``find_Bragg_disks`` keywords: the fixed settings above, with the spacing and edge (px)."""
+    return dict(
+        corrPower=1.0,
+        sigma_cc=SIGMA_CC,
+        subpixel=SUBPIXEL,
+        upsample_factor=UPSAMPLE,
+        minRelativeIntensity=MIN_RELATIVE_INTENSITY,
+        relativeToPeak=1,
+        minPeakSpacing=min_peak_spacing,
+        edgeBoundary=edge_boundary,
+        maxNumPeaks=MAX_NUM_PEAKS,
+    )
 
 
 def _kernel(probe: np.ndarray, radii: tuple[float, float], centre: tuple[float, float]) -> np.ndarray:
@@ -158,12 +163,7 @@ def derive_parameters(reader: DatasetReader) -> Parameters:
     r, x0, y0 = get_probe_size(reader.probe)
     kernel = _kernel(reader.probe, (r, 2 * r), (x0, y0))  # for the mean pattern: g1 not known yet
     mean = _mean_pattern(reader, reader.reference_mask)
-    kwargs = dict(
-        corrPower=1.0, sigma_cc=SIGMA_CC, subpixel=SUBPIXEL, upsample_factor=UPSAMPLE,
-        minRelativeIntensity=MIN_RELATIVE_INTENSITY, relativeToPeak=1, minPeakSpacing=r,
-        edgeBoundary=int(np.ceil(r)), maxNumPeaks=MAX_NUM_PEAKS,
-    )
-    peaks = _find_disks(mean[None, None], kernel, kwargs)[0][0]
+    peaks = _find_disks(mean[None, None], kernel, detection_kwargs(r, int(np.ceil(r))))[0][0]
     if peaks.shape[0] < 3:
         raise ValueError(f"only {peaks.shape[0]} disks found in the reference region's mean pattern")
     origin = peaks[np.argmax(peaks[:, 2]), :2]
