@@ -8,10 +8,12 @@ Steps (py4DSTEM 0.14 does the detection, the origin calibration, the indexing an
    kernel from the probe (``Probe.get_kernel``, sigmoid edge mode, radii ``(r, ro)``, the trench
    ending short of the neighbouring disks: :func:`trench_outer_radius`).
    Nothing is taken from the simulator's attributes; nothing depends on the noise level.
-2. **Bragg disk detection** (:func:`detect_disks`): ``DataCube.find_Bragg_disks`` with template
-   matching (``corrPower = 1``) and ``multicorr`` subpixel refinement, thresholds relative to the
-   strongest *diffracted* disk (``relativeToPeak = 1``: the direct beam holds ~95% of the counts),
-   scan-row blocks in parallel processes (the cube is never held whole).
+2. **Bragg disk detection** (:func:`detect_disks`): each pattern is conditioned first
+   (:func:`condition_patterns`: the direct beam attenuated to a few times the strongest diffracted
+   disk, over an unchanged background), then ``DataCube.find_Bragg_disks`` with
+   template matching (``corrPower = 1``) and ``multicorr`` subpixel refinement, thresholds relative
+   to the strongest *diffracted* disk (``relativeToPeak = 1``: the direct beam holds ~95% of the
+   counts), scan-row blocks in parallel processes (the cube is never held whole).
 3. **Origin** (:func:`calibrate_origin`): ``measure_origin`` (the direct beam at each position)
    and a robust plane fit, ``fit_origin``.
 4. **Indexing per orientation cluster** (:func:`index_and_fit`): a single basis cannot index a
@@ -62,6 +64,8 @@ class Parameters:
     max_peak_spacing: float
     min_num_peaks: int
     orientation_bin_deg: float
+    direct_beam_attenuation: float
+    attenuation_radii: tuple[float, float]
 
     def detection_kwargs(self) -> dict:
         return detection_kwargs(self.min_peak_spacing, self.edge_boundary)
@@ -79,6 +83,7 @@ MAX_NUM_PEAKS = 70
 MIN_NUM_PEAKS = 5  # indexed peaks (with the direct beam) for a lattice fit
 INDEX_TOLERANCE = 0.2  # of |g1|: largest distance of a disk from its lattice point
 ORIENTATION_BIN_DEG = 1.0
+DIRECT_BEAM_HEADROOM = 3.0  # the attenuated direct beam's correlation peak, in strongest diffracted disks
 
 
 def detection_kwargs(min_peak_spacing: float, edge_boundary: int) -> dict:
@@ -116,6 +121,42 @@ def trench_outer_radius(probe_radius: float, g1_length: float, sigma_cc: float) 
     constant.
     """
     return float(min(2.0 * probe_radius, g1_length - probe_radius - sigma_cc))
+
+
+def condition_patterns(patterns: np.ndarray, params: "Parameters") -> np.ndarray:
+    """Patterns ``(rows, Ry, Qx, Qy)`` with the direct beam attenuated, for detection.
+
+    The direct beam of a thin crystal outshines its first-order disks hundreds of times, and
+    the Fourier interpolation of ``multicorr`` carries part of its correlation peak into theirs
+    (0.3 px along the detector axes, measured on kinematic tiny patterns). Each pattern's direct
+    beam is found by py4DSTEM's ``get_origin`` and scaled by ``params.direct_beam_attenuation``
+    above the pattern's own background ``b`` (the median of the annulus between the direct beam
+    and the first-order disks): ``b + (I - b) w`` with ``w`` rising from the attenuation to 1 as
+    a sine-squared ramp over ``params.attenuation_radii`` (px from the origin). The background is
+    left as it is, so no ring appears for the detection to find (scaling the background with the
+    beam made a ring of false disks at 70% noise). The attenuated beam keeps its shape and stays
+    the strongest peak, so ``measure_origin`` still finds it.
+    """
+    import py4DSTEM
+    from py4DSTEM.process.calibration import get_origin
+
+    a = params.direct_beam_attenuation
+    if a >= 1.0:
+        return patterns
+    qx0, qy0 = get_origin(py4DSTEM.DataCube(data=patterns), r=params.probe_radius)[:2]
+    qx = np.arange(patterns.shape[2])[None, None, :, None]
+    qy = np.arange(patterns.shape[3])[None, None, None, :]
+    d = np.hypot(qx - qx0[..., None, None], qy - qy0[..., None, None])
+    r_in, r_out = params.attenuation_radii
+    ramp = np.sin(0.5 * np.pi * np.clip((d - r_in) / (r_out - r_in), 0.0, 1.0)) ** 2
+    annulus = (d >= r_in) & (d <= r_out)
+    background = np.nanmedian(np.where(annulus, patterns, np.nan), axis=(2, 3))[..., None, None]
+    return (background + (patterns - background) * (a + (1.0 - a) * ramp)).astype(patterns.dtype)
+
+
+def _find_disks_conditioned(patterns: np.ndarray, kernel: np.ndarray, params: "Parameters") -> list:
+    """:func:`_find_disks` on :func:`condition_patterns`' output."""
+    return _find_disks(condition_patterns(patterns, params), kernel, params.detection_kwargs())
 
 
 def _find_disks(patterns: np.ndarray, kernel: np.ndarray, kwargs: dict) -> list:
@@ -166,15 +207,18 @@ def derive_parameters(reader: DatasetReader) -> Parameters:
     peaks = _find_disks(mean[None, None], kernel, detection_kwargs(r, int(np.ceil(r))))[0][0]
     if peaks.shape[0] < 3:
         raise ValueError(f"only {peaks.shape[0]} disks found in the reference region's mean pattern")
-    origin = peaks[np.argmax(peaks[:, 2]), :2]
+    peaks = peaks[np.argsort(-peaks[:, 2])]
+    origin = peaks[0, :2]
     vectors = peaks[:, :2] - origin
     vectors = vectors[np.linalg.norm(vectors, axis=1) > r / 2]
     basis = reduced_basis(vectors)
     g1 = float(np.linalg.norm(basis[:, 0]))
+    outer = trench_outer_radius(r, g1, SIGMA_CC)
+    gap = g1 - 2 * r  # between the direct beam's edge and the first-order disks' edges
     return Parameters(
         probe_radius=float(r),
         probe_centre=(float(x0), float(y0)),
-        kernel_radii=(float(r), trench_outer_radius(r, g1, SIGMA_CC)),
+        kernel_radii=(float(r), outer),
         g1_length=g1,
         symmetry_deg=lattice_symmetry_deg(basis),
         reference_basis=tuple(map(tuple, basis.T.tolist())),
@@ -188,6 +232,11 @@ def derive_parameters(reader: DatasetReader) -> Parameters:
         max_peak_spacing=INDEX_TOLERANCE * g1,
         min_num_peaks=MIN_NUM_PEAKS,
         orientation_bin_deg=ORIENTATION_BIN_DEG,
+        # the direct beam's correlation peak brought down to DIRECT_BEAM_HEADROOM times the
+        # strongest diffracted disk's (it stays the strongest peak, for measure_origin)
+        # (none where the first-order disks touch the direct beam: no annulus between them)
+        direct_beam_attenuation=float(min(1.0, DIRECT_BEAM_HEADROOM * peaks[1, 2] / peaks[0, 2])) if gap > 0 else 1.0,
+        attenuation_radii=(float(r + gap / 3), float(r + 2 * gap / 3)),
     )
 
 
@@ -200,13 +249,12 @@ def detect_disks(reader: DatasetReader, params: Parameters, workers: int = 0, pr
     from tqdm.auto import tqdm
 
     kernel = _kernel(reader.probe, params.kernel_radii, params.probe_centre)
-    kwargs = params.detection_kwargs()
     bvs = py4DSTEM.BraggVectors(reader.scan_shape, reader.pattern_shape)
     workers = workers or os.cpu_count() or 1
     rows = max(1, min(8, reader.scan_shape[0] // (2 * workers) or 1))
     bar = tqdm(total=int(np.prod(reader.scan_shape)), desc="py4DSTEM disk detection", unit="DP", disable=not progress)
     with ProcessPoolExecutor(workers) as pool:
-        futures = [(r0, pool.submit(_find_disks, block, kernel, kwargs)) for r0, block in reader.iter_blocks(rows)]
+        futures = [(r0, pool.submit(_find_disks_conditioned, block, kernel, params)) for r0, block in reader.iter_blocks(rows)]
         for r0, fut in futures:
             for drx, row in enumerate(fut.result()):
                 for ry, peaks in enumerate(row):
