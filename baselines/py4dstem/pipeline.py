@@ -128,7 +128,7 @@ def condition_patterns(patterns: np.ndarray, params: "Parameters") -> np.ndarray
 
     The direct beam of a thin crystal outshines its first-order disks hundreds of times, and
     the Fourier interpolation of ``multicorr`` carries part of its correlation peak into theirs
-    (0.3 px along the detector axes, measured on kinematic tiny patterns). Each pattern's direct
+    (0.3-0.5 px along the detector axes, measured on kinematic tiny patterns). Each pattern's direct
     beam is found by py4DSTEM's ``get_origin`` and scaled by ``params.direct_beam_attenuation``
     above the pattern's own background ``b`` (the median of the annulus between the direct beam
     and the first-order disks): ``b + (I - b) w`` with ``w`` rising from the attenuation to 1 as
