@@ -74,6 +74,16 @@ def test_contract_violation_is_a_clear_error(tmp_path):
     assert not (tmp_path / "s.h5").exists()
 
 
+def _first_order_offsets(engine, F: np.ndarray) -> np.ndarray:
+    """Pixel offsets ``(n, 2)`` from the pattern centre of the first-order reflections of a grain
+    with deformation ``F`` on ``engine``'s detector."""
+    from strainbench.io.conventions import reciprocal_deformation
+
+    _, g = engine._reflections(reciprocal_deformation(F))
+    length = np.linalg.norm(g, axis=1)
+    return engine.geometry.to_pixels(g[length < 1.1 * length.min()]) - engine.geometry.centre
+
+
 def test_kernel_trench_stops_short_of_the_direct_beam(tiny_cfg):
     """First-order disks beside a direct beam holding 90% of the counts: with py4DSTEM's usual
     trench (r, 2r) their correlation peaks move outward (0.5-1 px measured); with the trench ended
@@ -82,15 +92,14 @@ def test_kernel_trench_stops_short_of_the_direct_beam(tiny_cfg):
 
     from baselines.py4dstem import pipeline as pl
     from strainbench.config import make_engine
-    from strainbench.io.conventions import deformation_gradient, reciprocal_deformation
+    from strainbench.io.conventions import deformation_gradient
 
     engine = make_engine(tiny_cfg)
     F = deformation_gradient(0.004, -0.002, 0.001, 23.0)
     pattern = (engine.grain_pattern(F, 1) * 1e5).astype(np.float32)
     probe = engine.probe()
     r, x0, y0 = get_probe_size(probe)
-    _, g = engine._reflections(reciprocal_deformation(F))
-    first = engine.geometry.to_pixels(g[np.linalg.norm(g, axis=1) < 1.1 * np.linalg.norm(g, axis=1).min()])
+    first = engine.geometry.centre + _first_order_offsets(engine, F)
     g1 = float(np.linalg.norm(first - engine.geometry.centre, axis=1).mean())
     kwargs = pl.detection_kwargs(0.5 * g1, int(np.ceil(r)))
 
@@ -110,7 +119,7 @@ def test_attenuated_direct_beam_no_longer_moves_the_first_order_disks(tiny_cfg, 
     a pixel. A flat background passes unchanged (no ring for the detection to find)."""
     from baselines.py4dstem import pipeline as pl
     from strainbench.config import make_engine
-    from strainbench.io.conventions import deformation_gradient, reciprocal_deformation
+    from strainbench.io.conventions import deformation_gradient
 
     with DatasetReader(tiny_dataset_clean) as ds:
         params = pl.derive_parameters(ds)
@@ -120,10 +129,7 @@ def test_attenuated_direct_beam_no_longer_moves_the_first_order_disks(tiny_cfg, 
     centre = engine.geometry.centre
     for theta in np.arange(0.0, 60.0, 0.25):  # a rotation that puts a first-order disk on the x axis
         F = deformation_gradient(0.004, -0.002, 0.001, theta)
-        _, g = engine._reflections(reciprocal_deformation(F))
-        offsets = engine.geometry.to_pixels(g) - centre
-        length = np.linalg.norm(offsets, axis=1)
-        first = offsets[length < 1.1 * length.min()]
+        first = _first_order_offsets(engine, F)
         if np.abs(first[:, 1]).min() < 0.3:
             break
     pattern = (engine.grain_pattern(F, 1) * 1e5).astype(np.float32)[None, None]

@@ -213,12 +213,11 @@ def derive_parameters(reader: DatasetReader) -> Parameters:
     vectors = vectors[np.linalg.norm(vectors, axis=1) > r / 2]
     basis = reduced_basis(vectors)
     g1 = float(np.linalg.norm(basis[:, 0]))
-    outer = trench_outer_radius(r, g1, SIGMA_CC)
     gap = g1 - 2 * r  # between the direct beam's edge and the first-order disks' edges
     return Parameters(
         probe_radius=float(r),
         probe_centre=(float(x0), float(y0)),
-        kernel_radii=(float(r), outer),
+        kernel_radii=(float(r), trench_outer_radius(r, g1, SIGMA_CC)),
         g1_length=g1,
         symmetry_deg=lattice_symmetry_deg(basis),
         reference_basis=tuple(map(tuple, basis.T.tolist())),
