@@ -67,6 +67,38 @@ def spot_labels(mask: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(labels).to(mask.device), int(count)
 
 
+def spot_ramps(labels: torch.Tensor, count: int, centre: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each spot's radial ramp and shell.
+
+    ``ramp (Q, Q)``: on the pixels of spot ``k`` (``labels == k``), the distance from the spot's
+    centroid along the outward radial direction (from ``centre``), divided by the spot's largest
+    such distance (so -1 at its inner edge, +1 at its outer edge); 0 elsewhere. ``shell (count + 1,)``:
+    the index of the spot's shell, spots whose distances from ``centre`` lie within a spot radius
+    (from the spots' mean area) of each other sharing one (label 0, outside every spot: -1).
+    """
+    lab = labels.cpu().numpy()
+    disk_radius = float(np.sqrt((lab > 0).sum() / max(count, 1) / np.pi))
+    xx, yy = np.indices(lab.shape)
+    ramp = np.zeros(lab.shape, dtype=np.float32)
+    distance = np.zeros(count)
+    for k in range(1, count + 1):
+        on = lab == k
+        cx, cy = xx[on].mean(), yy[on].mean()
+        u = np.array([cx - centre[0], cy - centre[1]])
+        distance[k - 1] = np.linalg.norm(u)
+        u = u / max(distance[k - 1], 1e-9)
+        v = (xx[on] - cx) * u[0] + (yy[on] - cy) * u[1]
+        ramp[on] = v / max(np.abs(v).max(), 1e-9)
+    shell = np.full(count + 1, -1)
+    order = np.argsort(distance)
+    current = -1
+    for j, k in enumerate(order):
+        if j == 0 or distance[k] - distance[order[j - 1]] > disk_radius:
+            current += 1
+        shell[k + 1] = current
+    return torch.from_numpy(ramp).to(labels.device), torch.from_numpy(shell).to(labels.device)
+
+
 def azimuthal_profiles(images: torch.Tensor, centre: tuple[float, float], radii: tuple[float, float], bins: int = 360) -> torch.Tensor:
     """Mean of ``images (B, 1, Q, Q)`` over radii ``radii`` (pixels) in ``bins`` angle bins, ``(B, bins)``.
 
@@ -148,6 +180,7 @@ def stretch_within(B: torch.Tensor, limit: float) -> torch.Tensor:
 
 
 MIN_AMPLITUDE = 0.1  # a spot's fitted amplitude is kept within [0.1, 10] times the base's
+RAMP_LIMIT = 0.5  # a shell's fitted radial gradient, as a fraction of the spots' intensity at their edges
 TRIAL_ITERATIONS = 3  # Gauss-Newton steps from each start point before the better one is kept
 
 
@@ -158,9 +191,11 @@ class Refiner:
     ``margin`` pixels) are evaluated: the mask covers a small part of the pattern.
     """
 
-    def __init__(self, base: torch.Tensor, mask: torch.Tensor, background: torch.Tensor | None = None, damping: float = 0.1, margin: int = 3):
+    def __init__(self, base: torch.Tensor, mask: torch.Tensor, background: torch.Tensor | None = None, centre: tuple[float, float] | None = None, damping: float = 0.1, margin: int = 3):
         """``background``: the diffuse background's shape in the patterns' frame ``(1, 1, Q, Q)``,
-        fitted with one non-negative level per pattern; None: no background term."""
+        fitted with one non-negative level per pattern; None: no background term. ``centre``: the
+        pattern centre (pixels); with it, each shell of spots gets a radial intensity gradient
+        across its disks (:func:`spot_ramps`); None: no gradient."""
         self.base = base
         self.background = None if background is None else background.reshape(-1)
         self.mask = mask
@@ -170,6 +205,12 @@ class Refiner:
         gx, gy = torch.gradient(base[0, 0])
         self.gradients = torch.stack([gx, gy])[None] * (size / 2)  # per normalised unit
         self.labels, self.spots = spot_labels(mask)
+        if centre is None:
+            self.ramp, self.shell, self.shells = None, None, 0
+        else:
+            self.ramp, self.shell = spot_ramps(self.labels, self.spots, centre)
+            self.ramp = self.ramp[None, None]
+            self.shells = int(self.shell.max()) + 1
         c = normalised(torch.arange(size, device=base.device, dtype=torch.float32), size)
         self.coordinates = torch.stack(torch.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
 
@@ -181,22 +222,33 @@ class Refiner:
         m = max(int((near > 0).sum(-1).max()), 1)
         return near.topk(m, dim=-1).indices
 
-    def _model(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor, pixels: torch.Tensor):
-        """Prediction, per-spot amplitude, mask weight and data at the support pixels, each ``(n, M)``."""
+    def _model(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor, h: torch.Tensor, pixels: torch.Tensor):
+        """At the support pixels, each ``(n, M)``: the base, the base shaped by each shell's radial
+        gradient ``h (n, shells)`` (the factor ``1 + h ramp``), that factor, the ramp and the shell
+        (-1 outside the spots; both None without gradients), the per-spot amplitude, the mask
+        weight, the data less the fitted background, and the points ``(n, M, 2)``."""
+        n = x.shape[0]
         points = self.coordinates[pixels]
-        weight = sample_points(self.mask.expand(x.shape[0], -1, -1, -1), B, s, points)[:, 0]
-        spot = sample_points(self.labels.float()[None, None].expand(x.shape[0], -1, -1, -1), B, s, points, mode="nearest")[:, 0].long()
-        pred = sample_points(self.base.expand(x.shape[0], -1, -1, -1), B, s, points)[:, 0]
-        xf = x.reshape(x.shape[0], -1).gather(1, pixels)
+        weight = sample_points(self.mask.expand(n, -1, -1, -1), B, s, points)[:, 0]
+        spot = sample_points(self.labels.float()[None, None].expand(n, -1, -1, -1), B, s, points, mode="nearest")[:, 0].long()
+        pred = sample_points(self.base.expand(n, -1, -1, -1), B, s, points)[:, 0]
+        if self.ramp is None:
+            ramp, shell, factor = None, None, torch.ones_like(pred)
+        else:
+            ramp = sample_points(self.ramp.expand(n, -1, -1, -1), B, s, points)[:, 0]
+            shell = self.shell[spot]
+            factor = 1 + torch.where(shell >= 0, h.gather(1, shell.clamp_min(0)) * ramp, torch.zeros_like(ramp))
+        shaped = pred * factor
+        xf = x.reshape(n, -1).gather(1, pixels)
         k = self.spots + 1
-        P = torch.zeros(x.shape[0], k, device=x.device).scatter_add_(1, spot, weight * pred * pred).clamp_min(1e-12)
-        R = torch.zeros(x.shape[0], k, device=x.device).scatter_add_(1, spot, weight * pred * xf)
+        P = torch.zeros(n, k, device=x.device).scatter_add_(1, spot, weight * shaped * shaped).clamp_min(1e-12)
+        R = torch.zeros(n, k, device=x.device).scatter_add_(1, spot, weight * shaped * xf)
         if self.background is None:
             level = torch.zeros_like(xf)
             a = R / P
         else:  # joint least squares: a_k per spot and one background scale c, a_k eliminated
             b = self.background[pixels]
-            Q = torch.zeros(x.shape[0], k, device=x.device).scatter_add_(1, spot, weight * pred * b)
+            Q = torch.zeros(n, k, device=x.device).scatter_add_(1, spot, weight * shaped * b)
             Q[:, 0], R[:, 0] = 0.0, 0.0  # label 0: outside every spot, no amplitude
             S = (weight * b * b).sum(-1) - (Q * Q / P).sum(-1)
             T = (weight * b * xf).sum(-1) - (Q * R / P).sum(-1)
@@ -205,7 +257,7 @@ class Refiner:
             level = c[:, None] * b
         amplitude = a.clamp(MIN_AMPLITUDE, 1 / MIN_AMPLITUDE).gather(1, spot)
         amplitude = torch.where(spot == 0, torch.ones_like(amplitude), amplitude)
-        return pred, amplitude, weight, xf - level, points
+        return pred, shaped, factor, ramp, shell, amplitude, weight, xf - level, points
 
     def mask_mean(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Mean of each pattern over the mask carried into its frame, ``(n,)``: high when the
@@ -214,20 +266,23 @@ class Refiner:
         weight = warp(self.mask.expand(n, -1, -1, -1), B, s)
         return (weight * x).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3)).clamp_min(1.0)
 
-    def step(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One damped Gauss-Newton step for every pattern of the batch, on the support ``pixels``."""
+    def step(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor, h: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One damped Gauss-Newton step of ``(B, s, h)`` for every pattern of the batch, on the support ``pixels``."""
         n = x.shape[0]
-        pred, amplitude, weight, xf, points = self._model(x, B, s, pixels)
+        pred, shaped, factor, ramp, shell, amplitude, weight, xf, points = self._model(x, B, s, h, pixels)
         G = sample_points(self.gradients.expand(n, -1, -1, -1), B, s, points)
         px, py = points[..., 0], points[..., 1]
-        J = torch.stack([G[:, 0] * px, G[:, 0] * py, G[:, 1] * px, G[:, 1] * py, G[:, 0], G[:, 1]], 1) * amplitude[:, None]
-        r = amplitude * pred - xf
+        J = torch.stack([G[:, 0] * px, G[:, 0] * py, G[:, 1] * px, G[:, 1] * py, G[:, 0], G[:, 1]], 1) * (amplitude * factor)[:, None]
+        if ramp is not None:
+            on = torch.nn.functional.one_hot(shell.clamp_min(0), self.shells).transpose(1, 2) * (shell >= 0)[:, None]
+            J = torch.cat([J, (amplitude * pred * ramp)[:, None] * on], 1)
+        r = amplitude * shaped - xf
         Jw = J * weight[:, None]
         H = Jw @ J.transpose(1, 2)
         g = (Jw @ r.unsqueeze(-1)).squeeze(-1)
-        H = H + self.damping * torch.diag_embed(torch.diagonal(H, dim1=1, dim2=2)) + 1e-9 * torch.eye(6, device=x.device)
+        H = H + self.damping * torch.diag_embed(torch.diagonal(H, dim1=1, dim2=2)) + 1e-9 * torch.eye(H.shape[-1], device=x.device)
         d = -torch.linalg.solve(H, g)
-        return B + d[:, :4].reshape(n, 2, 2), s + d[:, 4:]
+        return B + d[:, :4].reshape(n, 2, 2), s + d[:, 4:6], (h + d[:, 6:]).clamp(-RAMP_LIMIT, RAMP_LIMIT)
 
 
 def refine(
@@ -242,6 +297,7 @@ def refine(
     progress: bool = True,
     background: bool = True,
     strain_limit: float = 0.05,
+    gradients: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Refined ``(A, t)`` for every pattern (``patterns (N, 1, Q, Q)``, ``A (N, 2, 2)``, ``t (N, 2)``).
 
@@ -255,7 +311,7 @@ def refine(
     spot_radius = radius[spot_labels(mask)[0] > 0]
     radii = (float(spot_radius.min()), float(spot_radius.max())) if spot_radius.numel() else (0.2 * size, 0.45 * size)
     diffuse = diffuse_background(patterns, *invert(A, t), mask, radius, batch_size=batch_size) if background else None
-    refiner = Refiner(base if diffuse is None else base - diffuse, mask, diffuse)
+    refiner = Refiner(base if diffuse is None else base - diffuse, mask, diffuse, centre if gradients else None)
     base_profile = azimuthal_profiles(refiner.base, centre, radii)[0]
     symmetry = profile_symmetry(base_profile)
     centre_n = torch.tensor([normalised(c, size) for c in centre], device=base.device).unsqueeze(-1)
@@ -270,21 +326,23 @@ def refine(
         starts = []
         for Bk, sk in ((B0, s0), (B_alt, s_alt)):
             pixels = refiner.support(Bk, sk)
+            hk = torch.zeros(x.shape[0], refiner.shells, device=x.device)
             for _ in range(min(TRIAL_ITERATIONS, iterations)):
-                Bk, sk = refiner.step(x, Bk, sk, pixels)
-            starts.append((Bk, sk, refiner.mask_mean(x, Bk, sk)))
+                Bk, sk, hk = refiner.step(x, Bk, sk, hk, pixels)
+            starts.append((Bk, sk, refiner.mask_mean(x, Bk, sk), hk))
         # a different basin only if the rotations differ by more than 2 degrees modulo the base's
         # symmetry; then the start whose mask holds the brighter pattern wins
-        rotations = [rotation_angle(Bk) for Bk, _, _ in starts]
+        rotations = [rotation_angle(Bk) for Bk, _, _, _ in starts]
         apart = torch.remainder(rotations[1] - rotations[0] + symmetry / 2, symmetry) - symmetry / 2
-        sane = [stretch_within(Bk, strain_limit) for Bk, _, _ in starts]
+        sane = [stretch_within(Bk, strain_limit) for Bk, _, _, _ in starts]
         other_basin_brighter = (apart.abs() > math.radians(2.0)) & (starts[1][2] > starts[0][2])
         better = sane[1] & (other_basin_brighter | ~sane[0])
         B = torch.where(better[:, None, None], starts[1][0], starts[0][0])
         s = torch.where(better[:, None], starts[1][1], starts[0][1])
+        h = torch.where(better[:, None], starts[1][3], starts[0][3])
         pixels = refiner.support(B, s)
         for _ in range(iterations - min(TRIAL_ITERATIONS, iterations)):
-            B, s = refiner.step(x, B, s, pixels)
+            B, s, h = refiner.step(x, B, s, h, pixels)
         kept = stretch_within(B, strain_limit)  # else back to the encoder's transform
         B = torch.where(kept[:, None, None], B, B0)
         s = torch.where(kept[:, None], s, s0)

@@ -57,6 +57,7 @@ class FitConfig:
     range_weight: float = 10.0
     refine_iterations: int = 8  # per-pattern Gauss-Newton steps after training (0: the paper's method only)
     refine_background: bool = True  # fit a diffuse radial background in the refinement (ccstae.refine)
+    refine_gradients: bool = True  # fit a radial intensity gradient across each shell's disks (ccstae.refine)
     seed: int = 0
 
     @classmethod
@@ -179,7 +180,7 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     if cfg.refine_iterations > 0:
         base = model.bases()[:1, None].detach()
         final_mask = spot_mask(base, ring, data.probe_radius, cfg.spot_radius_end, 2 * data.probe_radius)
-        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, strain_limit=model.affine.limits.strain)
+        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=model.affine.limits.strain)
     t_refine = time.perf_counter() - t0
     trained = max(epochs - start_epoch, 1)
     return FitResult(
