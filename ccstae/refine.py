@@ -26,15 +26,30 @@ with ``B, s`` the inverse affine, by damped Gauss-Newton (Levenberg-Marquardt wi
   from 0.91 to 0.49e-3 without noise and from 1.93 to 1.18e-3 at 25% noise; at 70% it was no
   better (2.39 vs 2.11e-3 for exx, 2.42 vs 2.43e-3 for eyy): there the thinnest grains' disks are
   a fifth of the background under them and the measured shape, which carries some of the disks'
-  tails, over-corrects them.
+  tails, over-corrects them;
+- a radial intensity gradient across the disks (``refine(..., gradients=True)``, the default;
+  ``refine_gradients`` in the fit config): each spot of a shell (spots at about the same distance
+  from the centre) is multiplied by ``1 + h u``, ``u`` the outward radial offset in the spot's own
+  radii (:func:`spot_ramps`), with one ``h`` per shell and pattern, a seventh (eighth...) unknown of
+  the Gauss-Newton step, held within ``RAMP_LIMIT``. In multislice WS2 the disks' interior grows
+  brighter towards the centre with thickness (second-order disks: the outer half holds 0.92-0.94 of
+  the inner half's intensity at 8-9 layers, 0.99-1.02 at 3 layers; noise-free ``quick`` data,
+  development seed 0), and a base whose disks carry the average gradient pulls the disks of thin
+  grains outwards, most where the noise background weighs on them. On the development seed
+  (encoder transforms of one training run held fixed, exploratory script, exx / eyy x 1e-3,
+  without -> with): 0% 0.49 / 0.57 -> 0.58 / 0.64, 5% 0.81 / 1.16 -> 0.76 / 0.90, 15%
+  0.71 / 0.95 -> 0.72 / 0.79, 50% 1.69 / 1.69 -> 1.47 / 1.36, 70% 2.39 / 2.42 -> 2.15 / 2.16; shear
+  0.01-0.03 higher; about a third more refinement time.
 
 Rotation guard: before refining, the rotation of each pattern is also estimated by circular
 cross-correlation of its azimuthal profile with the base's (over the spots' radii, 1 degree bins);
-both start points (the encoder's, and that rotation about the pattern centre with no strain) are
-refined for ``TRIAL_ITERATIONS`` steps; if they end in different basins (rotations more than 2 degrees
-apart modulo the base's own rotational symmetry, found from its azimuthal autocorrelation), the one
-whose mask holds the brighter pattern is kept (a residual after the per-spot amplitude fit is not a
-fair judge: a mask on empty background is fitted well by a small amplitude), else the encoder's.
+the encoder's start is refined for ``TRIAL_ITERATIONS`` steps and, where the two start more than 2
+degrees apart (modulo the base's own rotational symmetry, found from its azimuthal
+autocorrelation) or the encoder's start has left the strain bound (below), so is the second start
+(that rotation about the pattern centre with no strain); if they end in different basins
+(rotations again more than 2 degrees apart), the one whose mask holds the brighter pattern is
+kept (a residual after the per-spot amplitude fit is not a fair judge: a mask on empty background
+is fitted well by a small amplitude), else the encoder's.
 It catches the rare grain whose encoder rotation sits in a false basin (about 30 degrees off at high
 noise). Strain guard: a pattern with too little signal on its spots lets the fit drift in scale
 (both start points ran to 25-40% strain on 13 positions of thin grains in the reported ``quick``
@@ -203,14 +218,17 @@ class Refiner:
         self.margin = margin
         size = base.shape[-1]
         gx, gy = torch.gradient(base[0, 0])
-        self.gradients = torch.stack([gx, gy])[None] * (size / 2)  # per normalised unit
+        gradients = torch.stack([gx, gy])[None] * (size / 2)  # per normalised unit
         self.labels, self.spots = spot_labels(mask)
         if centre is None:
-            self.ramp, self.shell, self.shells = None, None, 0
+            ramp, self.shell, self.shells = None, None, 0
         else:
-            self.ramp, self.shell = spot_ramps(self.labels, self.spots, centre)
-            self.ramp = self.ramp[None, None]
+            ramp, self.shell = spot_ramps(self.labels, self.spots, centre)
             self.shells = int(self.shell.max()) + 1
+        # the images sampled bilinearly at every step, as channels of one: base, mask, the base's
+        # gradient along x and y, and (with gradients) the spots' radial ramp
+        fields = [base, mask, gradients] + ([] if ramp is None else [ramp[None, None]])
+        self.fields = torch.cat(fields, 1)
         c = normalised(torch.arange(size, device=base.device, dtype=torch.float32), size)
         self.coordinates = torch.stack(torch.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
 
@@ -226,16 +244,17 @@ class Refiner:
         """At the support pixels, each ``(n, M)``: the base, the base shaped by each shell's radial
         gradient ``h (n, shells)`` (the factor ``1 + h ramp``), that factor, the ramp and the shell
         (-1 outside the spots; both None without gradients), the per-spot amplitude, the mask
-        weight, the data less the fitted background, and the points ``(n, M, 2)``."""
+        weight, the data less the fitted background; the base's gradient ``(n, 2, M)`` and the
+        points ``(n, M, 2)``."""
         n = x.shape[0]
         points = self.coordinates[pixels]
-        weight = sample_points(self.mask.expand(n, -1, -1, -1), B, s, points)[:, 0]
+        sampled = sample_points(self.fields.expand(n, -1, -1, -1), B, s, points)
+        pred, weight, G = sampled[:, 0], sampled[:, 1], sampled[:, 2:4]
         spot = sample_points(self.labels.float()[None, None].expand(n, -1, -1, -1), B, s, points, mode="nearest")[:, 0].long()
-        pred = sample_points(self.base.expand(n, -1, -1, -1), B, s, points)[:, 0]
-        if self.ramp is None:
+        if self.shell is None:
             ramp, shell, factor = None, None, torch.ones_like(pred)
         else:
-            ramp = sample_points(self.ramp.expand(n, -1, -1, -1), B, s, points)[:, 0]
+            ramp = sampled[:, 4]
             shell = self.shell[spot]
             factor = 1 + torch.where(shell >= 0, h.gather(1, shell.clamp_min(0)) * ramp, torch.zeros_like(ramp))
         shaped = pred * factor
@@ -257,7 +276,7 @@ class Refiner:
             level = c[:, None] * b
         amplitude = a.clamp(MIN_AMPLITUDE, 1 / MIN_AMPLITUDE).gather(1, spot)
         amplitude = torch.where(spot == 0, torch.ones_like(amplitude), amplitude)
-        return pred, shaped, factor, ramp, shell, amplitude, weight, xf - level, points
+        return pred, shaped, factor, ramp, shell, amplitude, weight, xf - level, G, points
 
     def mask_mean(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Mean of each pattern over the mask carried into its frame, ``(n,)``: high when the
@@ -269,13 +288,19 @@ class Refiner:
     def step(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor, h: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One damped Gauss-Newton step of ``(B, s, h)`` for every pattern of the batch, on the support ``pixels``."""
         n = x.shape[0]
-        pred, shaped, factor, ramp, shell, amplitude, weight, xf, points = self._model(x, B, s, h, pixels)
-        G = sample_points(self.gradients.expand(n, -1, -1, -1), B, s, points)
+        pred, shaped, factor, ramp, shell, amplitude, weight, xf, G, points = self._model(x, B, s, h, pixels)
         px, py = points[..., 0], points[..., 1]
-        J = torch.stack([G[:, 0] * px, G[:, 0] * py, G[:, 1] * px, G[:, 1] * py, G[:, 0], G[:, 1]], 1) * (amplitude * factor)[:, None]
+        J = torch.empty(n, 6 + self.shells, px.shape[1], device=x.device)
+        scale = amplitude * factor
+        gx, gy = G[:, 0] * scale, G[:, 1] * scale
+        torch.mul(gx, px, out=J[:, 0])
+        torch.mul(gx, py, out=J[:, 1])
+        torch.mul(gy, px, out=J[:, 2])
+        torch.mul(gy, py, out=J[:, 3])
+        J[:, 4], J[:, 5] = gx, gy
         if ramp is not None:
             on = torch.nn.functional.one_hot(shell.clamp_min(0), self.shells).transpose(1, 2) * (shell >= 0)[:, None]
-            J = torch.cat([J, (amplitude * pred * ramp)[:, None] * on], 1)
+            torch.mul((amplitude * pred * ramp)[:, None], on, out=J[:, 6:])
         r = amplitude * shaped - xf
         Jw = J * weight[:, None]
         H = Jw @ J.transpose(1, 2)
@@ -283,6 +308,20 @@ class Refiner:
         H = H + self.damping * torch.diag_embed(torch.diagonal(H, dim1=1, dim2=2)) + 1e-9 * torch.eye(H.shape[-1], device=x.device)
         d = -torch.linalg.solve(H, g)
         return B + d[:, :4].reshape(n, 2, 2), s + d[:, 4:6], (h + d[:, 6:]).clamp(-RAMP_LIMIT, RAMP_LIMIT)
+
+    def trial(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``iterations`` steps of ``(B, s)`` and of the shells' gradients (from zero) on the support of the start."""
+        pixels = self.support(B, s)
+        h = torch.zeros(x.shape[0], self.shells, device=x.device)
+        for _ in range(iterations):
+            B, s, h = self.step(x, B, s, h, pixels)
+        return B, s, h
+
+
+def apart(B1: torch.Tensor, B2: torch.Tensor, symmetry: float) -> torch.Tensor:
+    """Rotation of ``B1`` less that of ``B2`` (radians, ``(n,)``), wrapped into +- half the base's
+    rotational ``symmetry``."""
+    return torch.remainder(rotation_angle(B1) - rotation_angle(B2) + symmetry / 2, symmetry) - symmetry / 2
 
 
 def refine(
@@ -316,32 +355,29 @@ def refine(
     symmetry = profile_symmetry(base_profile)
     centre_n = torch.tensor([normalised(c, size) for c in centre], device=base.device).unsqueeze(-1)
     A_out, t_out = torch.empty_like(A), torch.empty_like(t)
+    trial = min(TRIAL_ITERATIONS, iterations)
     for i in tqdm(range(0, patterns.shape[0], batch_size), desc="ccstae refine", unit="batch", disable=not progress):
         x = patterns[i : i + batch_size]
         B0, s0 = invert(A[i : i + batch_size], t[i : i + batch_size])
-        # rotation guard: the encoder's start, and a pure rotation by the correlation angle
+        B, s, h = refiner.trial(x, B0, s0, trial)
+        # rotation guard: a pure rotation by the correlation angle, tried where it starts in
+        # another basin than the encoder's (more than 2 degrees apart modulo the base's symmetry)
+        # or where the encoder's start left the strain bound; there the start whose mask holds
+        # the brighter pattern wins if the two end in different basins
         angle = rotation_by_correlation(azimuthal_profiles(x, centre, radii), base_profile)
         B_alt = rotation(-angle)
         s_alt = (centre_n - B_alt @ centre_n).squeeze(-1)  # a rotation about the pattern centre
-        starts = []
-        for Bk, sk in ((B0, s0), (B_alt, s_alt)):
-            pixels = refiner.support(Bk, sk)
-            hk = torch.zeros(x.shape[0], refiner.shells, device=x.device)
-            for _ in range(min(TRIAL_ITERATIONS, iterations)):
-                Bk, sk, hk = refiner.step(x, Bk, sk, hk, pixels)
-            starts.append((Bk, sk, refiner.mask_mean(x, Bk, sk), hk))
-        # a different basin only if the rotations differ by more than 2 degrees modulo the base's
-        # symmetry; then the start whose mask holds the brighter pattern wins
-        rotations = [rotation_angle(Bk) for Bk, _, _, _ in starts]
-        apart = torch.remainder(rotations[1] - rotations[0] + symmetry / 2, symmetry) - symmetry / 2
-        sane = [stretch_within(Bk, strain_limit) for Bk, _, _, _ in starts]
-        other_basin_brighter = (apart.abs() > math.radians(2.0)) & (starts[1][2] > starts[0][2])
-        better = sane[1] & (other_basin_brighter | ~sane[0])
-        B = torch.where(better[:, None, None], starts[1][0], starts[0][0])
-        s = torch.where(better[:, None], starts[1][1], starts[0][1])
-        h = torch.where(better[:, None], starts[1][3], starts[0][3])
+        sane = stretch_within(B, strain_limit)
+        other = ((apart(B_alt, B0, symmetry).abs() > math.radians(2.0)) | ~sane).nonzero().squeeze(-1)
+        if other.numel():
+            Ba, sa, ha = refiner.trial(x[other], B_alt[other], s_alt[other], trial)
+            brighter = refiner.mask_mean(x[other], Ba, sa) > refiner.mask_mean(x[other], B[other], s[other])
+            other_basin = apart(Ba, B[other], symmetry).abs() > math.radians(2.0)
+            better = stretch_within(Ba, strain_limit) & ((other_basin & brighter) | ~sane[other])
+            chosen = other[better]
+            B[chosen], s[chosen], h[chosen] = Ba[better], sa[better], ha[better]
         pixels = refiner.support(B, s)
-        for _ in range(iterations - min(TRIAL_ITERATIONS, iterations)):
+        for _ in range(iterations - trial):
             B, s, h = refiner.step(x, B, s, h, pixels)
         kept = stretch_within(B, strain_limit)  # else back to the encoder's transform
         B = torch.where(kept[:, None, None], B, B0)
