@@ -17,14 +17,18 @@ CENTRE = (48.0, 48.0)
 PEDESTAL = 0.2
 
 
-def _spots(amplitudes) -> torch.Tensor:
-    """Six smooth disks on a hexagon of radius 30 px (one 3-fold intensity alternation)."""
+def _spots(amplitudes, gradient: float = 0.0, pedestal: float = PEDESTAL) -> torch.Tensor:
+    """Six smooth disks on a hexagon of radius 30 px (one 3-fold intensity alternation) on a flat
+    ``pedestal``; with ``gradient``, each disk is brighter on its inner side (its intensity goes as
+    ``1 - gradient u`` across it, ``u`` the outward radial offset in disk radii), as the disks of
+    thicker crystals are."""
     xx, yy = np.indices((Q, Q), dtype=np.float64)
-    image = np.full((Q, Q), PEDESTAL)
+    image = np.full((Q, Q), pedestal)
     for k, amp in enumerate(amplitudes):
         phi = math.radians(60 * k + 10)
         cx, cy = CENTRE[0] + 30 * math.cos(phi), CENTRE[1] + 30 * math.sin(phi)
-        image += amp / (1 + np.exp((np.hypot(xx - cx, yy - cy) - RADIUS) / 0.7))
+        u = ((xx - cx) * math.cos(phi) + (yy - cy) * math.sin(phi)) / RADIUS
+        image += amp * (1 - gradient * u) / (1 + np.exp((np.hypot(xx - cx, yy - cy) - RADIUS) / 0.7))
     return torch.tensor(image, dtype=torch.float32)[None, None]
 
 
@@ -141,20 +145,6 @@ def test_strain_guard_keeps_a_pattern_without_signal_at_its_start():
     assert torch.allclose(A, A0, atol=1e-5) and torch.allclose(t, t0, atol=1e-6)
 
 
-def _graded_spots(gradient: float) -> torch.Tensor:
-    """The six disks of :func:`_spots` (amplitude 0.5, no pedestal), each brighter on its inner side
-    by ``gradient`` (the intensity goes as ``1 - gradient u`` across the disk, ``u`` the outward
-    radial offset in disk radii), as the disks of thicker crystals are."""
-    xx, yy = np.indices((Q, Q), dtype=np.float64)
-    image = np.zeros((Q, Q))
-    for k in range(6):
-        phi = math.radians(60 * k + 10)
-        cx, cy = CENTRE[0] + 30 * math.cos(phi), CENTRE[1] + 30 * math.sin(phi)
-        u = ((xx - cx) * math.cos(phi) + (yy - cy) * math.sin(phi)) / RADIUS
-        image += 0.5 * (1 - gradient * u) / (1 + np.exp((np.hypot(xx - cx, yy - cy) - RADIUS) / 0.7))
-    return torch.tensor(image, dtype=torch.float32)[None, None]
-
-
 def test_a_radial_gradient_across_the_disks_is_fitted_not_taken_for_strain():
     """Disks whose interior brightens towards the centre by an amount that differs from pattern to
     pattern (with thickness, in real crystals) against a base with flat disks: fitted without a
@@ -165,9 +155,9 @@ def test_a_radial_gradient_across_the_disks_is_fitted_not_taken_for_strain():
     strain = 0.02 * (torch.rand(n, 3) - 0.5)
     angle = torch.rand(n) * 0.2 - 0.1
     A_true = compose(strain[:, 0], strain[:, 1], strain[:, 2], angle)
-    images = torch.cat([_graded_spots(g) for g in torch.linspace(-0.1, 0.3, n).tolist()])
+    images = torch.cat([_spots([0.5] * 6, gradient=g, pedestal=0.0) for g in torch.linspace(-0.1, 0.3, n).tolist()])
     x = warp(images, *invert(A_true, torch.zeros(n, 2)))
-    base = _graded_spots(0.0)
+    base = _spots([0.5] * 6, pedestal=0.0)
     stretch_true = _stretch(A_true)
     errors = {}
     for gradients in (False, True):
