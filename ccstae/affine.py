@@ -1,19 +1,19 @@
-"""Affine transforms in the contract's axes and their use with ``affine_grid``/``grid_sample``.
+"""Affine transforms in the contract's axes and their use with ``grid_sample``.
 
 An affine ``(A, t)`` acts on pixel-centred detector coordinates normalised to [-1, 1] and ordered
 ``(x, y)`` = (row, column), as in the data contract. ``warp(image, A, t)(p) = image(A p + t)``:
 if the warped pattern matches the base, the pattern's disks sit at ``A p_base + t``, i.e. its
-reciprocal lattice is ``A`` times the base's. PyTorch's ``affine_grid`` orders coordinates
-(column, row), so ``theta = P A P`` with ``P`` the swap.
+reciprocal lattice is ``A`` times the base's. :func:`affine_grid` builds the sampling grid of
+``F.affine_grid(theta, ..., align_corners=False)`` with ``theta = P [A | t]`` in PyTorch's
+(column, row) order (``P`` the swap), as a sum of outer products: on CPU PyTorch's own routes it
+through batched matrix products with an inner size of 3, four times slower forwards and backwards
+for a 128 px pattern.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-_SWAP = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
-
 
 def rotation(angle: torch.Tensor) -> torch.Tensor:
     """``R(angle)`` ``(B, 2, 2)``; radians, counter-clockwise on ``(x, y)`` column vectors (the contract's ``R``)."""
@@ -40,10 +40,15 @@ def compose(scale_x: torch.Tensor, scale_y: torch.Tensor, shear: torch.Tensor, a
     return rotation(angle) @ S
 
 
-def theta(A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``affine_grid``'s ``(B, 2, 3)`` matrix for ``(A, t)`` given in (row, column) order."""
-    P = _SWAP.to(A)
-    return torch.cat([P @ A @ P, (t @ P.T).unsqueeze(-1)], dim=-1)
+def affine_grid(A: torch.Tensor, t: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``grid_sample``'s grid ``(B, height, width, 2)``, (column, row) order, of the points
+    ``A p + t`` for every output pixel ``p`` (pixel-centred, ``align_corners=False``)."""
+    rows = normalised(torch.arange(height, device=A.device, dtype=A.dtype), height)[None, :, None]
+    columns = normalised(torch.arange(width, device=A.device, dtype=A.dtype), width)[None, None, :]
+    a = A[:, :, :, None, None]
+    q_row = a[:, 0, 0] * rows + a[:, 0, 1] * columns + t[:, 0, None, None]
+    q_column = a[:, 1, 0] * rows + a[:, 1, 1] * columns + t[:, 1, None, None]
+    return torch.stack([q_column, q_row], -1)
 
 
 def invert(A: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +59,7 @@ def invert(A: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 def warp(image: torch.Tensor, A: torch.Tensor, t: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """Sample ``image`` ``(B, C, H, W)`` at ``A p + t`` for every output pixel ``p`` (``mode``: bilinear or nearest)."""
-    grid = F.affine_grid(theta(A, t), list(image.shape), align_corners=False)
+    grid = affine_grid(A, t, image.shape[-2], image.shape[-1])
     return F.grid_sample(image, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 

@@ -37,7 +37,7 @@ class Encoder(nn.Module):
     ``(B, 1, E, E) -> (B, features)``; ``E`` must be divisible by ``2 ** len(channels)``.
     """
 
-    def __init__(self, input_size: int, channels: tuple[int, ...] = (16, 32, 64), features: int = 64):
+    def __init__(self, input_size: int, channels: tuple[int, ...] = (8, 16, 32), features: int = 64):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 1
@@ -66,7 +66,7 @@ class KSparse(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         soft = torch.softmax(self.logits(h), dim=-1)
         hard = F.one_hot(soft.argmax(dim=-1), soft.shape[-1]).to(soft)
-        return hard + soft - soft.detach()
+        return hard + (soft - soft.detach())  # exactly the one-hot forwards
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,17 @@ class CCSTAE(nn.Module):
     strain/shear parameters (for the regulariser).
     """
 
-    def __init__(self, pattern_size: int, encoder_size: int, num_bases: int = 1, limits: AffineLimits = AffineLimits(), init_base: torch.Tensor | None = None):
+    def __init__(
+        self,
+        pattern_size: int,
+        encoder_size: int,
+        num_bases: int = 1,
+        limits: AffineLimits = AffineLimits(),
+        init_base: torch.Tensor | None = None,
+        channels: tuple[int, ...] = (8, 16, 32),
+    ):
         super().__init__()
-        self.encoder = Encoder(encoder_size)
+        self.encoder = Encoder(encoder_size, channels)
         self.ksparse = KSparse(64, num_bases)
         self.affine = AffineHead(64, num_bases, limits)
         base = torch.zeros(num_bases, pattern_size, pattern_size)

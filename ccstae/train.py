@@ -40,11 +40,12 @@ from .refine import refine
 class FitConfig:
     """Hyperparameters of a fit (one set for every dataset and noise level)."""
 
-    encoder_size: int = 32
+    encoder_size: int = 32  # pixels of the encoder's (pooled) input
+    encoder_channels: tuple[int, ...] = (8, 16, 32)  # per residual stage; each halves the size
     num_bases: int = 1
     batch_size: int = 32
-    rotation_epochs: int = 3
-    strain_epochs: int = 6
+    rotation_epochs: int = 2
+    strain_epochs: int = 4
     learning_rate: float = 2e-3
     base_learning_rate: float = 1e-3
     ring_inner: float = 1.3  # probe radii
@@ -55,7 +56,7 @@ class FitConfig:
     forward_weight: float = 1.0  # the cycle term's weight is 1
     l1_weight: float = 1e-4
     range_weight: float = 10.0
-    refine_iterations: int = 8  # per-pattern Gauss-Newton steps after training (0: the paper's method only)
+    refine_iterations: int = 6  # per-pattern Gauss-Newton steps after training (0: the paper's method only)
     refine_background: bool = True  # fit a diffuse radial background in the refinement (ccstae.refine)
     refine_gradients: bool = True  # fit a radial intensity gradient across each shell's disks (ccstae.refine)
     seed: int = 0
@@ -65,6 +66,8 @@ class FitConfig:
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown ccstae config keys: {sorted(unknown)}")
+        if "encoder_channels" in values:
+            values = {**values, "encoder_channels": tuple(values["encoder_channels"])}
         return cls(**values)
 
 
@@ -113,7 +116,7 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     ref_idx = torch.from_numpy(np.flatnonzero(data.reference_mask.ravel()))
     init_base = patterns[ref_idx.to(device)].mean(dim=0)[0].cpu()
     blurred_base = blurred[ref_idx.to(device)].mean(dim=0, keepdim=True)
-    model = CCSTAE(size, cfg.encoder_size, cfg.num_bases, AffineLimits(), init_base).to(device)
+    model = CCSTAE(size, cfg.encoder_size, cfg.num_bases, AffineLimits(), init_base, cfg.encoder_channels).to(device)
     net_params = [p for n, p in model.named_parameters() if n != "base_logits"]
     opt = torch.optim.Adam([{"params": net_params, "lr": cfg.learning_rate}, {"params": [model.base_logits], "lr": cfg.base_learning_rate}])
     epochs = cfg.rotation_epochs + cfg.strain_epochs

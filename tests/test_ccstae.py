@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ccstae.affine import compose, invert, warp  # noqa: E402
+from ccstae.affine import affine_grid, compose, invert, warp  # noqa: E402
 from ccstae.model import CCSTAE, AffineHead, AffineLimits, Encoder, KSparse, ResidualBlock  # noqa: E402
 from ccstae.strain import strain_maps  # noqa: E402
 from strainbench.io import DatasetReader, reciprocal_deformation  # noqa: E402
@@ -67,6 +67,22 @@ def test_transform_then_inverse_returns_the_image():
     back = warp(warp(img, A, t), *invert(A, t))
     assert (back - img).abs().max() < 0.06  # two bilinear resamplings
     assert torch.allclose(_centroid(back), _centroid(img), atol=0.02)
+
+
+def test_affine_grid_is_pytorchs_with_axes_swapped():
+    """Our grid equals ``F.affine_grid`` of ``theta = P [A | t]`` (``P`` the row/column swap), also in its gradient."""
+    torch.manual_seed(0)
+    A = (torch.eye(2) + 0.1 * torch.randn(3, 2, 2)).requires_grad_()
+    t = (0.1 * torch.randn(3, 2)).requires_grad_()
+    P = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    theta = torch.cat([P @ A @ P, (t @ P).unsqueeze(-1)], -1)
+    reference = torch.nn.functional.affine_grid(theta, [3, 1, 20, 24], align_corners=False)
+    ours = affine_grid(A, t, 20, 24)
+    assert ours.shape == reference.shape and torch.allclose(ours, reference, atol=1e-6)
+    weights = torch.randn_like(ours)
+    grads = torch.autograd.grad((ours * weights).sum(), (A, t))
+    grads_ref = torch.autograd.grad((reference * weights).sum(), (A, t))
+    assert all(torch.allclose(g, r, atol=1e-4) for g, r in zip(grads, grads_ref))
 
 
 def test_axes_and_sense_of_the_warp():
