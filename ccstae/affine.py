@@ -68,6 +68,6 @@ def sample_points(image: torch.Tensor, A: torch.Tensor, t: torch.Tensor, points:
 
     The same sampling as :func:`warp` at chosen output pixels only.
     """
-    q = points @ A.transpose(1, 2) + t[:, None, :]
-    grid = q.flip(-1)[:, None]  # grid_sample wants (column, row)
-    return F.grid_sample(image, grid, mode=mode, padding_mode="zeros", align_corners=False)[:, :, 0]
+    # grid_sample wants (column, row): the rows of A and t swapped (cheaper than flipping the points)
+    grid = points @ A.flip(1).transpose(1, 2) + t.flip(-1)[:, None, :]
+    return F.grid_sample(image, grid[:, None], mode=mode, padding_mode="zeros", align_corners=False)[:, :, 0]

@@ -63,17 +63,25 @@ def probe_geometry(probe: np.ndarray) -> tuple[float, tuple[float, float]]:
     return radius, centre
 
 
+def blur_matrix(size: int, sigma: float) -> torch.Tensor:
+    """``(size, size)`` matrix of a 1-D Gaussian blur (``sigma`` pixels, truncated at 3 sigma) with
+    replicated edges: ``blur_matrix @ v`` blurs a column vector ``v``."""
+    k = int(np.ceil(3 * sigma))
+    g = torch.exp(-0.5 * (torch.arange(-k, k + 1.0) / sigma) ** 2)
+    taps = (torch.arange(size)[:, None] + torch.arange(-k, k + 1)[None]).clamp(0, size - 1)
+    return torch.zeros(size, size).scatter_add_(1, taps, (g / g.sum()).expand(size, -1))
+
+
 def gaussian_blur(patterns: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(N, 1, Q, Q)`` patterns, ``sigma`` in pixels (0: unchanged)."""
+    """Separable Gaussian blur of ``(N, 1, Qx, Qy)`` patterns, ``sigma`` in pixels (0: unchanged),
+    edges replicated; as two matrix products (a one-channel ``conv2d`` is six times slower on CPU)."""
     if sigma <= 0:
         return patterns
-    k = int(np.ceil(3 * sigma))
-    g = torch.exp(-0.5 * (torch.arange(-k, k + 1.0) / sigma) ** 2).to(patterns)
-    g = g / g.sum()
+    rows = blur_matrix(patterns.shape[-2], sigma).to(patterns)
+    columns = blur_matrix(patterns.shape[-1], sigma).to(patterns).T
     out = torch.empty_like(patterns)
     for i in range(0, patterns.shape[0], 512):
-        x = F.conv2d(F.pad(patterns[i : i + 512], (k, k, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
-        out[i : i + 512] = F.conv2d(F.pad(x, (0, 0, k, k), mode="replicate"), g.view(1, 1, -1, 1))
+        out[i : i + 512] = rows @ patterns[i : i + 512] @ columns
     return out
 
 

@@ -69,6 +69,7 @@ to the encoder's transform. Coordinates: normalised ``(x, y)`` = (row, column) a
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -209,16 +210,28 @@ def stretch_within(B: torch.Tensor, limit: float) -> torch.Tensor:
     return ((torch.linalg.svdvals(B) - 1.0).abs() <= limit).all(-1)
 
 
+class Support(NamedTuple):
+    """A batch's output pixels near the warped mask: their normalised coordinates ``points``
+    ``(n, M, 2)``, the patterns' values there ``data`` ``(n, M)`` and the diffuse background's
+    shape there ``background`` ``(n, M)`` (None without a background term)."""
+
+    points: torch.Tensor
+    data: torch.Tensor
+    background: torch.Tensor | None
+
+
 MIN_AMPLITUDE = 0.1  # a spot's fitted amplitude is kept within [0.1, 10] times the base's
 RAMP_LIMIT = 0.5  # a shell's fitted radial gradient, as a fraction of the spots' intensity at their edges
 TRIAL_ITERATIONS = 3  # Gauss-Newton steps from each start point before the better one is kept
+SETTLED_MARGIN = 1  # pixels around the warped mask evaluated after the trial steps (they move it by less)
 
 
 class Refiner:
     """Damped Gauss-Newton refinement of ``(B, s)`` per pattern against a fixed base and spot mask.
 
     Only the output pixels near the mask (where the start transform puts it, dilated by
-    ``margin`` pixels) are evaluated: the mask covers a small part of the pattern.
+    ``margin`` pixels; ``SETTLED_MARGIN`` once the trial steps have run) are evaluated: the mask
+    covers a small part of the pattern.
     """
 
     def __init__(self, base: torch.Tensor, mask: torch.Tensor, background: torch.Tensor | None = None, centre: tuple[float, float] | None = None, damping: float = 0.1, margin: int = 3):
@@ -229,7 +242,7 @@ class Refiner:
         self.base = base
         self.background = None if background is None else background.reshape(-1)
         self.mask = mask
-        self.near = grow(mask, margin)
+        self.margin = margin
         self.damping = damping
         size = base.shape[-1]
         gx, gy = torch.gradient(base[0, 0])
@@ -247,21 +260,23 @@ class Refiner:
         c = normalised(torch.arange(size, device=base.device, dtype=torch.float32), size)
         self.coordinates = torch.stack(torch.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
 
-    def support(self, B: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """Indices ``(n, M)`` of the output pixels within ``margin`` of the mask warped by ``(B, s)``."""
+    def support(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor, margin: int | None = None) -> Support:
+        """The output pixels within ``margin`` pixels (default: the refiner's) of the mask warped by
+        ``(B, s)``, with what the steps need there that does not change with the transform."""
         n = B.shape[0]
-        near = near_spots(self.near, B, s).reshape(n, -1)
+        near = near_spots(grow(self.mask, self.margin if margin is None else margin), B, s).reshape(n, -1)
         m = max(int((near > 0).sum(-1).max()), 1)
-        return near.topk(m, dim=-1).indices
+        pixels = near.topk(m, dim=-1).indices
+        data = x.reshape(n, -1).gather(1, pixels)
+        return Support(self.coordinates[pixels], data, None if self.background is None else self.background[pixels])
 
-    def _model(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor, h: torch.Tensor, pixels: torch.Tensor):
+    def _model(self, support: Support, B: torch.Tensor, s: torch.Tensor, h: torch.Tensor):
         """At the support pixels, each ``(n, M)``: the base, the base shaped by each shell's radial
         gradient ``h (n, shells)`` (the factor ``1 + h ramp``), that factor, the ramp and the shell
         (-1 outside the spots; both None without gradients), the per-spot amplitude, the mask
-        weight, the data less the fitted background; the base's gradient ``(n, 2, M)`` and the
-        points ``(n, M, 2)``."""
-        n = x.shape[0]
-        points = self.coordinates[pixels]
+        weight, the data less the fitted background; and the base's gradient ``(n, 2, M)``."""
+        points, xf, b = support
+        n = xf.shape[0]
         sampled = sample_points(self.fields.expand(n, -1, -1, -1), B, s, points)
         pred, weight, G = sampled[:, 0], sampled[:, 1], sampled[:, 2:4]
         spot = sample_points(self.labels.float()[None, None].expand(n, -1, -1, -1), B, s, points, mode="nearest")[:, 0].long()
@@ -272,16 +287,14 @@ class Refiner:
             shell = self.shell[spot]
             factor = 1 + torch.where(shell >= 0, h.gather(1, shell.clamp_min(0)) * ramp, torch.zeros_like(ramp))
         shaped = pred * factor
-        xf = x.reshape(n, -1).gather(1, pixels)
         k = self.spots + 1
-        P = torch.zeros(n, k, device=x.device).scatter_add_(1, spot, weight * shaped * shaped).clamp_min(1e-12)
-        R = torch.zeros(n, k, device=x.device).scatter_add_(1, spot, weight * shaped * xf)
-        if self.background is None:
+        P = torch.zeros(n, k, device=xf.device).scatter_add_(1, spot, weight * shaped * shaped).clamp_min(1e-12)
+        R = torch.zeros(n, k, device=xf.device).scatter_add_(1, spot, weight * shaped * xf)
+        if b is None:
             level = torch.zeros_like(xf)
             a = R / P
         else:  # joint least squares: a_k per spot and one background scale c, a_k eliminated
-            b = self.background[pixels]
-            Q = torch.zeros(n, k, device=x.device).scatter_add_(1, spot, weight * shaped * b)
+            Q = torch.zeros(n, k, device=xf.device).scatter_add_(1, spot, weight * shaped * b)
             Q[:, 0], R[:, 0] = 0.0, 0.0  # label 0: outside every spot, no amplitude
             S = (weight * b * b).sum(-1) - (Q * Q / P).sum(-1)
             T = (weight * b * xf).sum(-1) - (Q * R / P).sum(-1)
@@ -290,7 +303,7 @@ class Refiner:
             level = c[:, None] * b
         amplitude = a.clamp(MIN_AMPLITUDE, 1 / MIN_AMPLITUDE).gather(1, spot)
         amplitude = torch.where(spot == 0, torch.ones_like(amplitude), amplitude)
-        return pred, shaped, factor, ramp, shell, amplitude, weight, xf - level, G, points
+        return pred, shaped, factor, ramp, shell, amplitude, weight, xf - level, G
 
     def mask_mean(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Mean of each pattern over the mask carried into its frame, ``(n,)``: high when the
@@ -299,36 +312,37 @@ class Refiner:
         weight = warp(self.mask.expand(n, -1, -1, -1), B, s)
         return (weight * x).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3)).clamp_min(1.0)
 
-    def step(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor, h: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One damped Gauss-Newton step of ``(B, s, h)`` for every pattern of the batch, on the support ``pixels``."""
-        n = x.shape[0]
-        pred, shaped, factor, ramp, shell, amplitude, weight, xf, G, points = self._model(x, B, s, h, pixels)
-        px, py = points[..., 0], points[..., 1]
-        J = torch.empty(n, 6 + self.shells, px.shape[1], device=x.device)
-        scale = amplitude * factor
+    def step(self, support: Support, B: torch.Tensor, s: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One damped Gauss-Newton step of ``(B, s, h)`` for every pattern of the batch, on its :meth:`support`."""
+        pred, shaped, factor, ramp, shell, amplitude, weight, xf, G = self._model(support, B, s, h)
+        px, py = support.points[..., 0], support.points[..., 1]
+        n = px.shape[0]
+        # rows of the Jacobian times the square root of the mask weight: H = J W J^T = Jw Jw^T
+        root = weight.sqrt()
+        scale = amplitude * factor * root
         gx, gy = G[:, 0] * scale, G[:, 1] * scale
-        torch.mul(gx, px, out=J[:, 0])
-        torch.mul(gx, py, out=J[:, 1])
-        torch.mul(gy, px, out=J[:, 2])
-        torch.mul(gy, py, out=J[:, 3])
-        J[:, 4], J[:, 5] = gx, gy
+        Jw = torch.empty(n, 6 + self.shells, px.shape[1], device=px.device)
+        torch.mul(gx, px, out=Jw[:, 0])
+        torch.mul(gx, py, out=Jw[:, 1])
+        torch.mul(gy, px, out=Jw[:, 2])
+        torch.mul(gy, py, out=Jw[:, 3])
+        Jw[:, 4], Jw[:, 5] = gx, gy
         if ramp is not None:
-            on = shell[:, None, :] == torch.arange(self.shells, device=x.device)[:, None]  # (n, shells, M); shell -1: none
-            torch.mul((amplitude * pred * ramp)[:, None], on, out=J[:, 6:])
-        r = amplitude * shaped - xf
-        Jw = J * weight[:, None]
-        H = Jw @ J.transpose(1, 2)
-        g = (Jw @ r.unsqueeze(-1)).squeeze(-1)
-        H = H + self.damping * torch.diag_embed(torch.diagonal(H, dim1=1, dim2=2)) + 1e-9 * torch.eye(H.shape[-1], device=x.device)
+            on = shell[:, None, :] == torch.arange(self.shells, device=px.device)[:, None]  # (n, shells, M); shell -1: none
+            torch.mul((amplitude * pred * ramp * root)[:, None], on, out=Jw[:, 6:])
+        rw = (amplitude * shaped - xf) * root
+        H = Jw @ Jw.transpose(1, 2)
+        g = (Jw @ rw.unsqueeze(-1)).squeeze(-1)
+        H = H + self.damping * torch.diag_embed(torch.diagonal(H, dim1=1, dim2=2)) + 1e-9 * torch.eye(H.shape[-1], device=px.device)
         d = -torch.linalg.solve(H, g)
         return B + d[:, :4].reshape(n, 2, 2), s + d[:, 4:6], (h + d[:, 6:]).clamp(-RAMP_LIMIT, RAMP_LIMIT)
 
     def trial(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``iterations`` steps of ``(B, s)`` and of the shells' gradients (from zero) on the support of the start."""
-        pixels = self.support(B, s)
+        support = self.support(x, B, s)
         h = torch.zeros(x.shape[0], self.shells, device=x.device)
         for _ in range(iterations):
-            B, s, h = self.step(x, B, s, h, pixels)
+            B, s, h = self.step(support, B, s, h)
         return B, s, h
 
 
@@ -407,9 +421,9 @@ def refine(
     for i in batches:
         x = patterns[i : i + batch_size]
         B, s, h = B_all[i : i + batch_size], s_all[i : i + batch_size], h_all[i : i + batch_size]
-        pixels = refiner.support(B, s)
+        support = refiner.support(x, B, s, SETTLED_MARGIN)
         for _ in range(iterations - trial):
-            B, s, h = refiner.step(x, B, s, h, pixels)
+            B, s, h = refiner.step(support, B, s, h)
         kept = stretch_within(B, strain_limit)  # else back to the encoder's transform
         B = torch.where(kept[:, None, None], B, B_start[i : i + batch_size])
         s = torch.where(kept[:, None], s, s_start[i : i + batch_size])

@@ -7,7 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ccstae.affine import affine_grid, compose, invert, warp  # noqa: E402
+from ccstae.affine import affine_grid, compose, invert, sample_points, warp  # noqa: E402
+from ccstae.data import gaussian_blur  # noqa: E402
 from ccstae.model import CCSTAE, AffineHead, AffineLimits, Encoder, KSparse, ResidualBlock  # noqa: E402
 from ccstae.strain import strain_maps  # noqa: E402
 from strainbench.io import DatasetReader, reciprocal_deformation  # noqa: E402
@@ -83,6 +84,33 @@ def test_affine_grid_is_pytorchs_with_axes_swapped():
     grads = torch.autograd.grad((ours * weights).sum(), (A, t))
     grads_ref = torch.autograd.grad((reference * weights).sum(), (A, t))
     assert all(torch.allclose(g, r, atol=1e-4) for g, r in zip(grads, grads_ref))
+
+
+def test_sample_points_is_the_warp_at_those_points():
+    """Sampling chosen output pixels gives the warped image's values there (bilinear and nearest)."""
+    torch.manual_seed(1)
+    image = torch.rand(2, 3, 20, 24)
+    A = torch.eye(2) + 0.1 * torch.randn(2, 2, 2)
+    t = 0.1 * torch.randn(2, 2)
+    rows, columns = torch.tensor([[0, 7, 19], [3, 11, 12]]), torch.tensor([[0, 5, 23], [9, 2, 17]])
+    points = torch.stack([(2 * rows + 1) / 20 - 1, (2 * columns + 1) / 24 - 1], -1).float()
+    for mode in ("bilinear", "nearest"):
+        warped = warp(image, A, t, mode=mode)
+        expected = torch.stack([warped[b][:, rows[b], columns[b]] for b in range(2)])
+        assert torch.allclose(sample_points(image, A, t, points, mode=mode), expected, atol=1e-6)
+
+
+def test_gaussian_blur_is_a_convolution_with_replicated_edges():
+    torch.manual_seed(2)
+    patterns = torch.rand(3, 1, 20, 24)
+    sigma = 1.7
+    k = math.ceil(3 * sigma)
+    g = torch.exp(-0.5 * (torch.arange(-k, k + 1.0) / sigma) ** 2)
+    g = g / g.sum()
+    padded = torch.nn.functional.pad(patterns, (k, k, k, k), mode="replicate")
+    reference = torch.nn.functional.conv2d(torch.nn.functional.conv2d(padded, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+    assert torch.allclose(gaussian_blur(patterns, sigma), reference, atol=1e-6)
+    assert torch.equal(gaussian_blur(patterns, 0.0), patterns)
 
 
 def test_axes_and_sense_of_the_warp():
