@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from strainbench.io import deformation_from_reciprocal, strain_from_deformation
+from strainbench.io import deformation_from_reciprocal, strain_from_deformation, wrap_angle_deg
 
 
 BASIN_HALF_WIDTH_DEG = 15.0  # a quarter of the smallest lattice symmetry (60 degrees): basins stay apart
@@ -35,7 +35,7 @@ def reference_affine(A: np.ndarray) -> np.ndarray:
     half = int(BASIN_HALF_WIDTH_DEG)
     windows = np.convolve(np.concatenate([counts[-half:], counts, counts[:half]]), np.ones(2 * half + 1), mode="valid")
     centre = np.argmax(windows) + 0.5
-    in_basin = np.abs((angle - centre + 180.0) % 360.0 - 180.0) <= BASIN_HALF_WIDTH_DEG + 0.5
+    in_basin = np.abs(wrap_angle_deg(angle - centre, 360.0)) <= BASIN_HALF_WIDTH_DEG + 0.5
     return np.median(A[in_basin], axis=0)
 
 
