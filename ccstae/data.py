@@ -111,29 +111,48 @@ def ring_mask(size: int, centre: tuple[float, float], inner: float, outer: float
     return ((r >= inner) & (r <= outer)).float()[None, None]
 
 
-def spot_mask(base: torch.Tensor, ring: torch.Tensor, disk_radius: float, radius_factor: float, min_separation: float) -> torch.Tensor:
+BACKGROUND_QUANTILE = 0.1  # of a base's pixels at one radius: below its disks, which cover well under 90% of a circle
+
+
+def radial_floor(image: torch.Tensor, centre: tuple[float, float], ring: torch.Tensor, quantile: float = BACKGROUND_QUANTILE) -> torch.Tensor:
+    """The background of ``image (1, 1, Q, Q)`` under its disks: at each integer distance from
+    ``centre`` (pixels), the ``quantile`` of the ring's pixels at that distance; same shape, 0
+    outside ``ring``."""
+    r = radial_grid(image.shape[-1], centre).round().long().view(-1)
+    inside = ring.view(-1) > 0
+    values, radii = image.reshape(-1)[inside], r[inside]
+    floor = torch.zeros(int(r.max()) + 1, dtype=image.dtype, device=image.device)
+    for k in radii.unique().tolist():
+        floor[k] = values[radii == k].quantile(quantile)
+    return (floor[r] * inside).view_as(image)
+
+
+def spot_mask(base: torch.Tensor, ring: torch.Tensor, centre: tuple[float, float], disk_radius: float, radius_factor: float, min_separation: float) -> torch.Tensor:
     """Disks of ``radius_factor * disk_radius`` around the diffraction spots of a learned base.
 
-    Spots are local maxima of the base smoothed by a disk of the probe's radius, at least half a
-    probe radius inside ``ring`` (away from the direct beam's smoothed edge), at least
-    ``min_separation`` pixels apart, and above the ring's median by a third of the brightest
-    spot's height. ``base`` is ``(1, 1, Q, Q)``; returns the mask, same shape.
+    Spots are local maxima of the base less its :func:`radial_floor` (the direct beam's tail and
+    the diffuse background, which fall steeply with the distance from ``centre``: against one
+    threshold for the whole ring they decide which disks pass, and in a learned base that changes
+    from epoch to epoch), smoothed by a disk of the probe's radius, at least half a probe radius
+    inside ``ring`` (away from the direct beam's smoothed edge), at least ``min_separation`` pixels
+    apart, and at least a third as high as the highest. ``base`` is ``(1, 1, Q, Q)``; returns the
+    mask, same shape.
     """
     k = int(np.ceil(disk_radius))
     yy, xx = torch.meshgrid(torch.arange(-k, k + 1.0), torch.arange(-k, k + 1.0), indexing="ij")
     kernel = (torch.hypot(xx, yy) <= disk_radius).float()
-    smooth = F.conv2d(base, (kernel / kernel.sum())[None, None], padding=k)
+    above = (base - radial_floor(base, centre, ring)) * ring
+    smooth = F.conv2d(above, (kernel / kernel.sum())[None, None].to(base), padding=k)
     window = int(2 * (min_separation // 2) + 1)
     inner = -F.max_pool2d(-ring, 2 * (k // 2) + 1, stride=1, padding=k // 2)  # ring eroded by ~r/2
     peaks = (smooth == F.max_pool2d(smooth, window, stride=1, padding=window // 2)) & (inner > 0)
     if not peaks.any():
         return ring
-    median = smooth[ring > 0].median()
-    peaks &= smooth > median + (smooth[peaks].max() - median) / 3
+    peaks &= smooth >= smooth[peaks].max() / 3
     size = base.shape[-1]
     mask = torch.zeros_like(base)
     for _, _, x, y in torch.nonzero(peaks).tolist():
-        mask = torch.maximum(mask, (radial_grid(size, (x, y)) <= radius_factor * disk_radius).float()[None, None])
+        mask = torch.maximum(mask, (radial_grid(size, (x, y)) <= radius_factor * disk_radius).to(base)[None, None])
     return mask * ring
 
 

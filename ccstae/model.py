@@ -129,8 +129,11 @@ class CCSTAE(nn.Module):
         base = torch.zeros(num_bases, pattern_size, pattern_size)
         if init_base is not None:
             base[:] = init_base
-        # the dictionary: bases kept non-negative by a softplus of free parameters
-        self.base_logits = nn.Parameter(torch.log(torch.expm1(base.clamp_min(1e-4))))
+        # the dictionary: bases kept non-negative by a softplus of free parameters, initialised by
+        # the inverse softplus x + log(1 - exp(-x)) (log(expm1(x)) overflows float32 above x = 88:
+        # a bright direct beam over a dark detector reaches that after the Anscombe transform)
+        base = base.clamp_min(1e-4)
+        self.base_logits = nn.Parameter(base + torch.log(-torch.expm1(-base)))
 
     def bases(self) -> torch.Tensor:
         return F.softplus(self.base_logits)

@@ -139,7 +139,7 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
             frac = (epoch - cfg.rotation_epochs) / max(cfg.strain_epochs - 1, 1)
             factor = cfg.spot_radius_start + frac * (cfg.spot_radius_end - cfg.spot_radius_start)
             with torch.no_grad():
-                mask = spot_mask(model.bases()[:1, None], ring, data.probe_radius, factor, 2 * data.probe_radius)
+                mask = spot_mask(model.bases()[:1, None], ring, data.probe_centre, data.probe_radius, factor, 2 * data.probe_radius)
         # the base stays the reference pattern while rotations are found: a base that learned from
         # still-unaligned patterns would blur into a ring and erase the rotation signal
         opt.param_groups[1]["lr"] = 0.0 if rotation_stage else cfg.base_learning_rate
@@ -182,7 +182,7 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     t0 = time.perf_counter()
     if cfg.refine_iterations > 0:
         base = model.bases()[:1, None].detach()
-        final_mask = spot_mask(base, ring, data.probe_radius, cfg.spot_radius_end, 2 * data.probe_radius)
+        final_mask = spot_mask(base, ring, data.probe_centre, data.probe_radius, cfg.spot_radius_end, 2 * data.probe_radius)
         A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=model.affine.limits.strain)
     t_refine = time.perf_counter() - t0
     trained = max(epochs - start_epoch, 1)

@@ -4,11 +4,12 @@ import math
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 
 torch = pytest.importorskip("torch")
 
 from ccstae.affine import affine_grid, compose, invert, sample_points, warp  # noqa: E402
-from ccstae.data import gaussian_blur  # noqa: E402
+from ccstae.data import gaussian_blur, radial_grid, ring_mask, spot_mask  # noqa: E402
 from ccstae.model import CCSTAE, AffineHead, AffineLimits, Encoder, KSparse, ResidualBlock  # noqa: E402
 from ccstae.strain import strain_maps  # noqa: E402
 from strainbench.io import DatasetReader, reciprocal_deformation  # noqa: E402
@@ -218,3 +219,31 @@ def test_cubic_lattice_without_code_changes(tiny_cfg, tmp_path):
     m = evaluate(dataset, out)
     assert m["coverage"] == 1.0
     assert max(m["mae"][k] for k in ("exx", "eyy", "exy")) < 1e-3, m["mae"]  # measured 0.32e-3 at most
+
+
+def test_base_initialisation_reproduces_bright_and_faint_pixels():
+    # a direct beam 100 times the mean after the Anscombe transform: log(expm1(100)) overflows float32
+    init = torch.full((48, 48), 0.5)
+    init[24, 24], init[0, 0] = 150.0, 2e-3
+    model = CCSTAE(48, 32, num_bases=1, init_base=init)
+    assert torch.isfinite(model.base_logits).all()
+    assert torch.allclose(model.bases()[0], init, rtol=1e-5)
+
+
+def test_spot_mask_finds_weak_outer_disks_over_a_steep_background():
+    # six inner disks (29 px) on a steep central background and six outer disks (50 px) of half
+    # their contrast: against one threshold for the whole ring (a third of the way from the ring's
+    # median to the brightest spot) the outer ones fall below it; above the radial floor all pass
+    size, centre, radius = 128, (64.0, 64.0), 6.0
+    r = radial_grid(size, centre)
+    base = 200.0 / (1.0 + r**2 / 4.0)
+    spots = [(29.0, math.radians(60 * k), 1.0) for k in range(6)] + [(50.0, math.radians(60 * k + 30), 0.45) for k in range(6)]
+    for distance, angle, height in spots:
+        at = (centre[0] + distance * math.cos(angle), centre[1] + distance * math.sin(angle))
+        base = base + height * (radial_grid(size, at) <= radius).float()
+    ring = ring_mask(size, centre, 1.3 * radius, 0.48 * size)
+    mask = spot_mask(base[None, None], ring, centre, radius, 1.1, 2 * radius)
+    _, count = ndi.label(mask[0, 0].numpy() > 0)
+    assert count == 12
+    for distance, angle, _ in spots:
+        assert mask[0, 0, round(centre[0] + distance * math.cos(angle)), round(centre[1] + distance * math.sin(angle))] == 1
