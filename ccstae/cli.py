@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         run_fit(args.dataset, args.out, args.config, args.device, args.threads, not args.no_progress)
-    except (ContractError, ValueError) as err:
+    except (ContractError, ValueError, FloatingPointError) as err:
         print(f"ccstae: error: {err}", file=sys.stderr)
         return 2
     return 0

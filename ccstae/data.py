@@ -111,6 +111,7 @@ def ring_mask(size: int, centre: tuple[float, float], inner: float, outer: float
     return ((r >= inner) & (r <= outer)).float()[None, None]
 
 
+MIN_SPOT_STRENGTH = 0.6  # of the strongest shell's, for a shell of spots to join the mask (see spot_mask)
 BACKGROUND_QUANTILE = 0.1  # of a base's pixels at one radius: below its disks, which cover well under 90% of a circle
 
 
@@ -127,16 +128,34 @@ def radial_floor(image: torch.Tensor, centre: tuple[float, float], ring: torch.T
     return (floor[r] * inside).view_as(image)
 
 
-def spot_mask(base: torch.Tensor, ring: torch.Tensor, centre: tuple[float, float], disk_radius: float, radius_factor: float, min_separation: float) -> torch.Tensor:
-    """Disks of ``radius_factor * disk_radius`` around the diffraction spots of a learned base.
+def shells(distance: np.ndarray, width: float) -> np.ndarray:
+    """Shell index (0 innermost) of each spot at ``distance`` from the centre (pixels): spots
+    whose sorted distances lie within ``width`` of their neighbour's share a shell."""
+    order = np.argsort(distance)
+    index = np.cumsum(np.diff(distance[order], prepend=distance[order[0]]) > width)
+    shell = np.empty(len(distance), dtype=int)
+    shell[order] = index
+    return shell
+
+
+def spot_centres(base: torch.Tensor, ring: torch.Tensor, centre: tuple[float, float], disk_radius: float, min_separation: float) -> list[tuple[int, int]]:
+    """Pixel ``(x, y)`` of each diffraction spot of a base ``(1, 1, Q, Q)`` that the spot mask
+    covers.
 
     Spots are local maxima of the base less its :func:`radial_floor` (the direct beam's tail and
-    the diffuse background, which fall steeply with the distance from ``centre``: against one
-    threshold for the whole ring they decide which disks pass, and in a learned base that changes
-    from epoch to epoch), smoothed by a disk of the probe's radius, at least half a probe radius
-    inside ``ring`` (away from the direct beam's smoothed edge), at least ``min_separation`` pixels
-    apart, and at least a third as high as the highest. ``base`` is ``(1, 1, Q, Q)``; returns the
-    mask, same shape.
+    the diffuse background, which fall steeply with the distance from ``centre``), smoothed by a
+    disk of the probe's radius, at least half a probe radius inside ``ring`` (away from the direct
+    beam's smoothed edge), at least ``min_separation`` pixels apart, in the shells (:func:`shells`,
+    one probe radius wide) whose mean strength, the height times the distance from ``centre``, is
+    at least ``MIN_SPOT_STRENGTH`` of the strongest shell's.
+
+    The strength ranks spots by what they tell about strain: a position error of one pixel is a
+    strain error of one over the distance. Whole shells are kept or dropped: the disks of one
+    shell differ in height with tilt. On the development seed (multislice WS2, 128 px) the
+    first-order shell (29 px) reaches 0.52 of the second-order shell's (50 px) strength in the
+    reference pattern without noise, 0.43 at 25% and 0.34 at 70% noise; with it in the
+    refinement the MAE was 1.19 / 1.11e-3 at 25% (exx / eyy), 1.10 / 0.99 without it, 2.07 / 2.14
+    and 2.12 / 2.12 at 70%.
     """
     k = int(np.ceil(disk_radius))
     yy, xx = torch.meshgrid(torch.arange(-k, k + 1.0), torch.arange(-k, k + 1.0), indexing="ij")
@@ -145,14 +164,27 @@ def spot_mask(base: torch.Tensor, ring: torch.Tensor, centre: tuple[float, float
     smooth = F.conv2d(above, (kernel / kernel.sum())[None, None].to(base), padding=k)
     window = int(2 * (min_separation // 2) + 1)
     inner = -F.max_pool2d(-ring, 2 * (k // 2) + 1, stride=1, padding=k // 2)  # ring eroded by ~r/2
-    peaks = (smooth == F.max_pool2d(smooth, window, stride=1, padding=window // 2)) & (inner > 0)
-    if not peaks.any():
+    peaks = (smooth == F.max_pool2d(smooth, window, stride=1, padding=window // 2)) & (inner > 0) & (smooth > 0)
+    found = torch.nonzero(peaks[0, 0]).cpu()
+    if found.numel() == 0:
+        return []
+    distance = radial_grid(base.shape[-1], centre)[found[:, 0], found[:, 1]]
+    strength = smooth[0, 0].cpu()[found[:, 0], found[:, 1]].float() * distance
+    shell = shells(distance.numpy(), disk_radius)
+    shell_strength = np.array([float(strength[shell == j].mean()) for j in range(shell.max() + 1)])
+    kept = shell_strength[shell] >= MIN_SPOT_STRENGTH * shell_strength.max()
+    return [tuple(p) for p in found[torch.from_numpy(kept)].tolist()]
+
+
+def spot_mask(centres: list[tuple[int, int]], ring: torch.Tensor, radius: float) -> torch.Tensor:
+    """1 within ``radius`` pixels of any of ``centres`` (:func:`spot_centres`) and inside ``ring``
+    ``(1, 1, Q, Q)``, else 0; the ring itself where there is no spot."""
+    if not centres:
         return ring
-    peaks &= smooth >= smooth[peaks].max() / 3
-    size = base.shape[-1]
-    mask = torch.zeros_like(base)
-    for _, _, x, y in torch.nonzero(peaks).tolist():
-        mask = torch.maximum(mask, (radial_grid(size, (x, y)) <= radius_factor * disk_radius).to(base)[None, None])
+    size = ring.shape[-1]
+    mask = torch.zeros_like(ring)
+    for x, y in centres:
+        mask = torch.maximum(mask, (radial_grid(size, (x, y)) <= radius).to(ring)[None, None])
     return mask * ring
 
 

@@ -175,6 +175,21 @@ def near_spots(grown: torch.Tensor, B: torch.Tensor, s: torch.Tensor) -> torch.T
     return warp(grown.expand(B.shape[0], -1, -1, -1), B, s)
 
 
+def span_gaps(valid: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """``profile`` (per 1-pixel radial bin, bin ``k`` at radius ``k + 0.5``) with its bins where
+    ``valid`` is False interpolated from the valid ones: as a power law of the radius (linear in
+    log-log) where the valid values are all positive, as a diffuse background falling off from the
+    centre is (a Lorentzian's tail goes as radius^-2), else linearly; constant beyond the ends."""
+    r = np.arange(len(profile)) + 0.5
+    known = profile[valid]
+    if (known > 0).all():
+        return np.exp(np.interp(np.log(r), np.log(r[valid]), np.log(known)))
+    return np.interp(r, r[valid], known)
+
+
+MIN_BACKGROUND_FRACTION = 0.05  # of a radial bin's pixels, away from the spots, for a background measurement there
+
+
 def diffuse_background(
     patterns: torch.Tensor,
     B: torch.Tensor,
@@ -187,7 +202,9 @@ def diffuse_background(
     """The shape of the diffuse background, an image ``(1, 1, Q, Q)`` that depends only on the
     distance ``radius`` (pixels, ``(Q, Q)``) to the pattern centre: per 1-pixel radial bin, the
     mean over every pattern of its pixels farther than ``margin`` pixels from the spot mask carried
-    into its frame by ``(B, s)`` (inverse affines); linear in radius between bin centres."""
+    into its frame by ``(B, s)`` (inverse affines), across bins where such pixels cover less than
+    ``MIN_BACKGROUND_FRACTION`` of the circle from the bins on either side (:func:`span_gaps`);
+    linear in radius between bin centres. Zero everywhere if no bin has enough."""
     bins = radius.reshape(-1).floor().long()
     grown = grow(mask, margin)
     sums = torch.zeros(int(bins.max()) + 1, device=patterns.device, dtype=torch.float64)
@@ -198,7 +215,13 @@ def diffuse_background(
         off = (near_spots(grown, B[i : i + batch_size], s[i : i + batch_size]) == 0).reshape(n, -1).double()
         sums.index_add_(0, bins, (off * x.reshape(n, -1).double()).sum(0))
         counts.index_add_(0, bins, off.sum(0))
-    profile = sums / counts.clamp_min(1)
+    # a radius where the spots leave too little of the circle (all of it, where a ring of disks
+    # touch) takes the profile linearly from the nearest radii that have enough
+    area = torch.bincount(bins, minlength=len(sums)).double() * patterns.shape[0]
+    valid = counts >= MIN_BACKGROUND_FRACTION * area
+    if not valid.any():
+        return torch.zeros_like(radius)[None, None]
+    profile = torch.from_numpy(span_gaps(valid.cpu().numpy(), (sums / counts.clamp_min(1)).cpu().numpy())).to(sums)
     at = (radius - 0.5).clamp(0, len(profile) - 1.001)  # bin k's mean sits at radius k + 0.5
     k0, frac = at.floor().long(), (at - at.floor()).double()
     return (profile[k0] * (1 - frac) + profile[k0 + 1] * frac).float()[None, None]

@@ -7,8 +7,9 @@ Two stages in one fit, with one configuration for every noise level:
    dictionary base, initialised as the mean pattern of the reference region and held fixed in
    this stage.
 2. **Strain** (``strain_epochs``): every parameter free; the mask becomes one disk around each
-   diffraction spot of the learned base, shrinking from ``spot_radius_start`` to
-   ``spot_radius_end`` probe radii over the stage, so the model stops fitting background noise.
+   diffraction spot of the reference pattern (the base's start, :func:`ccstae.data.spot_centres`),
+   shrinking from ``spot_radius_start`` to ``spot_radius_end`` probe radii over the stage, so the
+   model stops fitting background noise.
 
 Loss: masked MSE of the input warped onto the base; masked MSE of the base warped back by the
 inverse affine onto the input (the cycle term, over every pixel of the mask carried into the
@@ -31,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .affine import invert, warp
-from .data import PatternSet, encoder_input, gaussian_blur, ring_mask, spot_mask
+from .data import PatternSet, encoder_input, gaussian_blur, ring_mask, spot_centres, spot_mask
 from .model import CCSTAE, AffineLimits, count_parameters
 from .refine import refine
 
@@ -115,6 +116,9 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     small = encoder_input(patterns, ring, data.probe_centre, cfg.encoder_size)
     ref_idx = torch.from_numpy(np.flatnonzero(data.reference_mask.ravel()))
     init_base = patterns[ref_idx.to(device)].mean(dim=0)[0].cpu()
+    # the spots of the strain stage's masks, found once, in the reference pattern: found again in
+    # the learned base at every epoch, a shell near the threshold came and went
+    spots = spot_centres(init_base[None, None], ring.cpu(), data.probe_centre, data.probe_radius, 2 * data.probe_radius)
     blurred_base = blurred[ref_idx.to(device)].mean(dim=0, keepdim=True)
     model = CCSTAE(size, cfg.encoder_size, cfg.num_bases, AffineLimits(), init_base, cfg.encoder_channels).to(device)
     net_params = [p for n, p in model.named_parameters() if n != "base_logits"]
@@ -138,8 +142,7 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
         else:
             frac = (epoch - cfg.rotation_epochs) / max(cfg.strain_epochs - 1, 1)
             factor = cfg.spot_radius_start + frac * (cfg.spot_radius_end - cfg.spot_radius_start)
-            with torch.no_grad():
-                mask = spot_mask(model.bases()[:1, None], ring, data.probe_centre, data.probe_radius, factor, 2 * data.probe_radius)
+            mask = spot_mask(spots, ring, factor * data.probe_radius)
         # the base stays the reference pattern while rotations are found: a base that learned from
         # still-unaligned patterns would blur into a ring and erase the rotation signal
         opt.param_groups[1]["lr"] = 0.0 if rotation_stage else cfg.base_learning_rate
@@ -160,6 +163,8 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
             sums["loss"] += float(loss.detach()) * w
             for k, v in parts.items():
                 sums[k] += v * w
+        if not math.isfinite(sums["loss"]):
+            raise FloatingPointError(f"the training diverged: loss {sums['loss']} in epoch {epoch + 1} of {epochs} (non-finite patterns?)")
         dt = time.perf_counter() - t0
         t_train += dt
         history.append({"epoch": epoch, "stage": "rotation" if rotation_stage else "strain", **sums, "patterns_per_s": n / dt})
@@ -182,7 +187,7 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     t0 = time.perf_counter()
     if cfg.refine_iterations > 0:
         base = model.bases()[:1, None].detach()
-        final_mask = spot_mask(base, ring, data.probe_centre, data.probe_radius, cfg.spot_radius_end, 2 * data.probe_radius)
+        final_mask = spot_mask(spots, ring, cfg.spot_radius_end * data.probe_radius)
         A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=model.affine.limits.strain)
     t_refine = time.perf_counter() - t0
     trained = max(epochs - start_epoch, 1)

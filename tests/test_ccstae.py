@@ -9,7 +9,7 @@ import scipy.ndimage as ndi
 torch = pytest.importorskip("torch")
 
 from ccstae.affine import affine_grid, compose, invert, sample_points, warp  # noqa: E402
-from ccstae.data import gaussian_blur, radial_grid, ring_mask, spot_mask  # noqa: E402
+from ccstae.data import gaussian_blur, radial_grid, ring_mask, spot_centres, spot_mask  # noqa: E402
 from ccstae.model import CCSTAE, AffineHead, AffineLimits, Encoder, KSparse, ResidualBlock  # noqa: E402
 from ccstae.strain import strain_maps  # noqa: E402
 from strainbench.io import DatasetReader, reciprocal_deformation  # noqa: E402
@@ -192,6 +192,19 @@ def test_fit_is_deterministic_and_resumes_from_its_checkpoint(tiny_dataset_clean
     np.testing.assert_array_equal(resumed.A, b.A)
 
 
+
+def test_fit_stops_with_a_clear_error_when_the_training_diverges():
+    from ccstae.data import PatternSet
+    from ccstae.train import FitConfig, fit
+
+    patterns = torch.rand(16, 1, 32, 32)
+    patterns[5, 0, 3, 3] = float("inf")  # one pixel no contract check would let through
+    reference = np.zeros((4, 4), dtype=bool)
+    reference[:2, :2] = True
+    data = PatternSet(patterns, (4, 4), reference, 3.0, (15.5, 15.5))
+    with pytest.raises(FloatingPointError, match="diverged"):
+        fit(data, FitConfig(rotation_epochs=1, strain_epochs=1, batch_size=8), torch.device("cpu"), progress=False)
+
 def test_device_choice():
     from ccstae.cli import choose_device
 
@@ -230,20 +243,26 @@ def test_base_initialisation_reproduces_bright_and_faint_pixels():
     assert torch.allclose(model.bases()[0], init, rtol=1e-5)
 
 
-def test_spot_mask_finds_weak_outer_disks_over_a_steep_background():
-    # six inner disks (29 px) on a steep central background and six outer disks (50 px) of half
-    # their contrast: against one threshold for the whole ring (a third of the way from the ring's
-    # median to the brightest spot) the outer ones fall below it; above the radial floor all pass
+def test_spot_centres_keep_whole_shells_by_strength_over_a_steep_background():
+    # six inner disks (29 px) on a steep central background and six outer disks (50 px) of 0.7
+    # their height (0.7 x 50 / 29 = 1.2 times their strength) but one at 0.3 (0.43 of the strongest
+    # disk's strength, below the threshold on its own), and six faint third-order disks (58 px):
+    # against one threshold for the whole ring, a third of the way from the ring's median to the
+    # brightest spot, the outer disks fall below it; above the radial floor both shells pass whole,
+    # and the faint shell (0.1 x 58 / 29 = 0.2) does not
     size, centre, radius = 128, (64.0, 64.0), 6.0
     r = radial_grid(size, centre)
     base = 200.0 / (1.0 + r**2 / 4.0)
-    spots = [(29.0, math.radians(60 * k), 1.0) for k in range(6)] + [(50.0, math.radians(60 * k + 30), 0.45) for k in range(6)]
-    for distance, angle, height in spots:
+    inner = [(29.0, math.radians(60 * k), 1.0) for k in range(6)]
+    outer = [(50.0, math.radians(60 * k + 30), 0.7 if k else 0.3) for k in range(6)]
+    faint = [(58.0, math.radians(60 * k), 0.1) for k in range(6)]
+    for distance, angle, height in inner + outer + faint:
         at = (centre[0] + distance * math.cos(angle), centre[1] + distance * math.sin(angle))
         base = base + height * (radial_grid(size, at) <= radius).float()
     ring = ring_mask(size, centre, 1.3 * radius, 0.48 * size)
-    mask = spot_mask(base[None, None], ring, centre, radius, 1.1, 2 * radius)
+    centres = spot_centres(base[None, None], ring, centre, radius, 2 * radius)
+    expected = {(round(centre[0] + d * math.cos(a)), round(centre[1] + d * math.sin(a))) for d, a, _ in inner + outer}
+    assert len(centres) == 12 and all(min(abs(x - ex) + abs(y - ey) for ex, ey in expected) <= 1 for x, y in centres)
+    mask = spot_mask(centres, ring, 1.1 * radius)
     _, count = ndi.label(mask[0, 0].numpy() > 0)
-    assert count == 12
-    for distance, angle, _ in spots:
-        assert mask[0, 0, round(centre[0] + distance * math.cos(angle)), round(centre[1] + distance * math.sin(angle))] == 1
+    assert count == 12 and mask.shape == base[None, None].shape

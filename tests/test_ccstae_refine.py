@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ccstae.affine import compose, invert, rotation_angle, warp  # noqa: E402
-from ccstae.refine import azimuthal_profiles, refine, rotation_by_correlation  # noqa: E402
+from ccstae.refine import azimuthal_profiles, diffuse_background, refine, rotation_by_correlation  # noqa: E402
 
 Q = 96
 RADIUS = 4.0
@@ -164,3 +164,22 @@ def test_a_radial_gradient_across_the_disks_is_fitted_not_taken_for_strain():
         A, _ = refine(x, A_true.clone(), torch.zeros(n, 2), base, _mask(), CENTRE, iterations=10, progress=False, background=False, gradients=gradients)
         errors[gradients] = (_stretch(A) - stretch_true).abs().max().item()
     assert errors[True] < 1e-3 and errors[False] > 3 * errors[True], errors
+
+
+def test_diffuse_background_spans_a_ring_of_touching_disks():
+    """Where a ring of disks leaves no background pixel at some radii (12 disks of 6 px on a
+    circle of 30 px), the background's shape there comes from the radii on either side, not zero."""
+    xx, yy = np.indices((Q, Q), dtype=np.float64)
+    radius = torch.tensor(np.hypot(xx - CENTRE[0], yy - CENTRE[1]), dtype=torch.float32)
+    shape = 1.0 / (1.0 + (radius / 10.0) ** 2)
+    disks = np.zeros((Q, Q), dtype=bool)
+    for k in range(12):
+        phi = math.radians(30 * k)
+        disks |= np.hypot(xx - CENTRE[0] - 30 * math.cos(phi), yy - CENTRE[1] - 30 * math.sin(phi)) <= 6
+    mask = torch.tensor(disks, dtype=torch.float32)[None, None]
+    n = 4
+    B, s = torch.eye(2).repeat(n, 1, 1), torch.zeros(n, 2)
+    measured = diffuse_background(shape[None, None].repeat(n, 1, 1, 1), B, s, mask, radius)[0, 0]
+    ring = (radius > 27) & (radius < 33)
+    error = ((measured - shape).abs() / shape)[ring].max().item()
+    assert error < 0.02, error
