@@ -14,7 +14,10 @@ Two stages in one fit, with one configuration for every noise level:
 Loss: masked MSE of the input warped onto the base; masked MSE of the base warped back by the
 inverse affine onto the input (the cycle term, over every pixel of the mask carried into the
 input's frame); ``l1_weight`` x L1 of the bases; ``range_weight`` x relu(|strain| - 0.03) and
-relu(|shear| - 0.03).
+relu(|shear| - 0.03), and in the strain stage relu(|rotation - its rotation-stage value| -
+``rotation_tolerance_deg``): rotation is found first, strain refined from it; a free rotation
+could walk into a false basin the strain stage's spot masks allow (30 degrees off, where a
+hexagonal lattice's third-order disks fall into its second-order masks).
 
 Then, unless ``refine_iterations`` is 0, each pattern's transform is refined on its own against the
 learned base and spot mask (:mod:`ccstae.refine`, beyond the paper).
@@ -31,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .affine import invert, warp
+from .affine import invert, rotation_angle, warp
 from .data import PatternSet, encoder_input, gaussian_blur, ring_mask, spot_centres, spot_mask
 from .model import CCSTAE, AffineLimits, count_parameters
 from .refine import refine
@@ -57,6 +60,7 @@ class FitConfig:
     forward_weight: float = 1.0  # the cycle term's weight is 1
     l1_weight: float = 1e-4
     range_weight: float = 10.0
+    rotation_tolerance_deg: float = 5.0  # strain stage: a rotation this far from the rotation stage's is penalised
     refine_iterations: int = 6  # per-pattern Gauss-Newton steps after training (0: the paper's method only)
     refine_background: bool = True  # fit a diffuse radial background in the refinement (ccstae.refine)
     refine_gradients: bool = True  # fit a radial intensity gradient across each shell's disks (ccstae.refine)
@@ -78,8 +82,10 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return (num / mask.sum(dim=(1, 2, 3)).clamp_min(1.0)).mean()
 
 
-def loss_terms(model: CCSTAE, x: torch.Tensor, x_small: torch.Tensor, mask: torch.Tensor, cfg: FitConfig, freeze_strain: bool, fixed_base: torch.Tensor | None = None):
-    """The training loss of a batch; ``fixed_base`` replaces the dictionary's base (rotation stage)."""
+def loss_terms(model: CCSTAE, x: torch.Tensor, x_small: torch.Tensor, mask: torch.Tensor, cfg: FitConfig, freeze_strain: bool, fixed_base: torch.Tensor | None = None, anchor: torch.Tensor | None = None):
+    """The training loss of a batch; ``fixed_base`` replaces the dictionary's base (rotation stage);
+    ``anchor``: the batch's rotations (radians) from the rotation stage, which the range penalty
+    keeps each rotation within ``rotation_tolerance_deg`` of (strain stage)."""
     A, t, base, params = model(x_small, freeze_strain=freeze_strain)
     if fixed_base is not None:
         base = fixed_base.expand_as(base)
@@ -89,8 +95,24 @@ def loss_terms(model: CCSTAE, x: torch.Tensor, x_small: torch.Tensor, mask: torc
     cycle = masked_mse(warp(base, A_inv, t_inv), x, mask_in)
     l1 = model.bases().abs().mean()
     limit = torch.relu(params.abs() - 0.03).mean()
+    if anchor is not None:
+        drift = torch.remainder(rotation_angle(A) - anchor + math.pi, 2 * math.pi) - math.pi
+        limit = limit + torch.relu(drift.abs() - math.radians(cfg.rotation_tolerance_deg)).mean()
     total = cfg.forward_weight * forward + cycle + cfg.l1_weight * l1 + cfg.range_weight * limit
     return total, {"forward": float(forward.detach()), "cycle": float(cycle.detach())}
+
+
+def transforms(model: CCSTAE, small: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every pattern's affine ``(A (N, 2, 2), t (N, 2))`` from the encoder's inputs ``small``, on the
+    CPU; the model is left in eval mode."""
+    model.eval()
+    As, ts = [], []
+    with torch.no_grad():
+        for i in range(0, small.shape[0], batch_size):
+            A, t, _, _ = model(small[i : i + batch_size])
+            As.append(A.cpu())
+            ts.append(t.cpu())
+    return torch.cat(As), torch.cat(ts)
 
 
 @dataclass
@@ -124,14 +146,14 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     net_params = [p for n, p in model.named_parameters() if n != "base_logits"]
     opt = torch.optim.Adam([{"params": net_params, "lr": cfg.learning_rate}, {"params": [model.base_logits], "lr": cfg.base_learning_rate}])
     epochs = cfg.rotation_epochs + cfg.strain_epochs
-    start_epoch, history = 0, []
+    start_epoch, history, anchor = 0, [], None
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         if state["config"] == asdict(cfg):
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             gen.set_state(state["generator"])
-            start_epoch, history = state["epoch"], state["history"]
+            start_epoch, history, anchor = state["epoch"], state["history"], state.get("anchor")
     n = patterns.shape[0]
     bar = tqdm(range(start_epoch, epochs), desc="ccstae fit", unit="epoch", disable=not progress, initial=start_epoch, total=epochs)
     t_train = 0.0
@@ -143,6 +165,8 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
             frac = (epoch - cfg.rotation_epochs) / max(cfg.strain_epochs - 1, 1)
             factor = cfg.spot_radius_start + frac * (cfg.spot_radius_end - cfg.spot_radius_start)
             mask = spot_mask(spots, ring, factor * data.probe_radius)
+            if anchor is None and cfg.rotation_epochs > 0:  # the rotations the rotation stage found
+                anchor = rotation_angle(transforms(model, small, 4 * cfg.batch_size)[0]).to(device)
         # the base stays the reference pattern while rotations are found: a base that learned from
         # still-unaligned patterns would blur into a ring and erase the rotation signal
         opt.param_groups[1]["lr"] = 0.0 if rotation_stage else cfg.base_learning_rate
@@ -155,7 +179,7 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
             if rotation_stage:
                 loss, parts = loss_terms(model, blurred[idx], small[idx], mask, cfg, True, blurred_base)
             else:
-                loss, parts = loss_terms(model, patterns[idx], small[idx], mask, cfg, False)
+                loss, parts = loss_terms(model, patterns[idx], small[idx], mask, cfg, False, anchor=None if anchor is None else anchor[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -171,19 +195,12 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
         bar.set_postfix(loss=f"{sums['loss']:.4g}", stage=history[-1]["stage"], pps=f"{n / dt:.0f}")
         if checkpoint is not None:
             torch.save(
-                {"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch + 1, "history": history},
+                {"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch + 1, "history": history, "anchor": anchor},
                 checkpoint,
             )
-    model.eval()
     t0 = time.perf_counter()
-    As, ts = [], []
-    with torch.no_grad():
-        for i in range(0, n, 4 * cfg.batch_size):
-            A, t, _, _ = model(small[i : i + 4 * cfg.batch_size])
-            As.append(A.cpu())
-            ts.append(t.cpu())
+    A, t = transforms(model, small, 4 * cfg.batch_size)
     t_infer = time.perf_counter() - t0
-    A, t = torch.cat(As), torch.cat(ts)
     t0 = time.perf_counter()
     if cfg.refine_iterations > 0:
         base = model.bases()[:1, None].detach()

@@ -193,6 +193,20 @@ def test_fit_is_deterministic_and_resumes_from_its_checkpoint(tiny_dataset_clean
 
 
 
+def test_strain_stage_penalises_a_rotation_that_leaves_the_rotation_stage_answer():
+    from ccstae.train import FitConfig, loss_terms
+
+    model = CCSTAE(32, 32, num_bases=1)  # untrained: every rotation is 0
+    x, small, mask = torch.rand(4, 1, 32, 32), torch.rand(4, 1, 32, 32), torch.ones(1, 1, 32, 32)
+    cfg = FitConfig()
+    free, _ = loss_terms(model, x, small, mask, cfg, False)
+    near, _ = loss_terms(model, x, small, mask, cfg, False, anchor=torch.full((4,), math.radians(4.0)))
+    far, _ = loss_terms(model, x, small, mask, cfg, False, anchor=torch.tensor([0.5, -0.5, 0.5 + 2 * math.pi, 0.0]))
+    assert torch.isclose(near, free)  # within the tolerance: no penalty
+    excess = (0.5 - math.radians(cfg.rotation_tolerance_deg)) * 3 / 4  # three of four patterns 0.5 rad off (one wrapped)
+    assert torch.isclose(far - free, torch.tensor(cfg.range_weight * excess), rtol=1e-4)
+
+
 def test_fit_stops_with_a_clear_error_when_the_training_diverges():
     from ccstae.data import PatternSet
     from ccstae.train import FitConfig, fit
