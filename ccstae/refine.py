@@ -215,8 +215,8 @@ def diffuse_background(
         off = (near_spots(grown, B[i : i + batch_size], s[i : i + batch_size]) == 0).reshape(n, -1).double()
         sums.index_add_(0, bins, (off * x.reshape(n, -1).double()).sum(0))
         counts.index_add_(0, bins, off.sum(0))
-    # a radius where the spots leave too little of the circle (all of it, where a ring of disks
-    # touch) takes the profile linearly from the nearest radii that have enough
+    # a radius where the spots leave too little of the circle (none of it, where a ring of disks
+    # touch) takes the profile from the nearest radii that have enough
     area = torch.bincount(bins, minlength=len(sums)).double() * patterns.shape[0]
     valid = counts >= MIN_BACKGROUND_FRACTION * area
     if not valid.any():
