@@ -15,6 +15,9 @@ import torch.nn.functional as F
 from .affine import compose
 
 
+ENCODER_CHANNELS = (8, 16, 32)  # per residual stage of the encoder; each stage halves the size
+
+
 class ResidualBlock(nn.Module):
     """Two 3x3 convolutions with group normalisation and a skip connection; shape-preserving."""
 
@@ -37,7 +40,7 @@ class Encoder(nn.Module):
     ``(B, 1, E, E) -> (B, features)``; ``E`` must be divisible by ``2 ** len(channels)``.
     """
 
-    def __init__(self, input_size: int, channels: tuple[int, ...] = (8, 16, 32), features: int = 64):
+    def __init__(self, input_size: int, channels: tuple[int, ...] = ENCODER_CHANNELS, features: int = 64):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 1
@@ -120,7 +123,7 @@ class CCSTAE(nn.Module):
         num_bases: int = 1,
         limits: AffineLimits = AffineLimits(),
         init_base: torch.Tensor | None = None,
-        channels: tuple[int, ...] = (8, 16, 32),
+        channels: tuple[int, ...] = ENCODER_CHANNELS,
     ):
         super().__init__()
         self.encoder = Encoder(encoder_size, channels)

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from .affine import invert, rotation_angle, warp
 from .data import PatternSet, encoder_input, gaussian_blur, ring_mask, spot_centres, spot_mask
-from .model import CCSTAE, AffineLimits, count_parameters
+from .model import CCSTAE, ENCODER_CHANNELS, AffineLimits, count_parameters
 from .refine import refine
 
 
@@ -45,7 +45,7 @@ class FitConfig:
     """Hyperparameters of a fit (one set for every dataset and noise level)."""
 
     encoder_size: int = 32  # pixels of the encoder's (pooled) input
-    encoder_channels: tuple[int, ...] = (8, 16, 32)  # per residual stage; each halves the size
+    encoder_channels: tuple[int, ...] = ENCODER_CHANNELS  # per residual stage; each halves the size
     num_bases: int = 1
     batch_size: int = 32
     rotation_epochs: int = 2
