@@ -131,6 +131,8 @@ def radial_floor(image: torch.Tensor, centre: tuple[float, float], ring: torch.T
 def shells(distance: np.ndarray, width: float) -> np.ndarray:
     """Shell index (0 innermost) of each spot at ``distance`` from the centre (pixels): spots
     whose sorted distances lie within ``width`` of their neighbour's share a shell."""
+    if len(distance) == 0:
+        return np.empty(0, dtype=int)
     order = np.argsort(distance)
     index = np.cumsum(np.diff(distance[order], prepend=distance[order[0]]) > width)
     shell = np.empty(len(distance), dtype=int)

@@ -77,6 +77,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .affine import invert, normalised, rotation, rotation_angle, sample_points, warp
+from .data import shells
 
 
 def spot_labels(mask: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -112,13 +113,7 @@ def spot_ramps(labels: torch.Tensor, count: int, centre: tuple[float, float]) ->
         u = u / max(distance[k - 1], 1e-9)
         v = (xx[on] - cx) * u[0] + (yy[on] - cy) * u[1]
         ramp[on] = v / max(np.abs(v).max(), 1e-9)
-    shell = np.full(count + 1, -1)
-    order = np.argsort(distance)
-    current = -1
-    for j, k in enumerate(order):
-        if j == 0 or distance[k] - distance[order[j - 1]] > disk_radius:
-            current += 1
-        shell[k + 1] = current
+    shell = np.concatenate([[-1], shells(distance, disk_radius)])
     return torch.from_numpy(ramp).to(labels.device), torch.from_numpy(shell).to(labels.device)
 
 
