@@ -64,6 +64,7 @@ class FitConfig:
     refine_iterations: int = 6  # per-pattern Gauss-Newton steps after training (0: the paper's method only)
     refine_background: bool = True  # fit a diffuse radial background in the refinement (ccstae.refine)
     refine_gradients: bool = True  # fit a radial intensity gradient across each shell's disks (ccstae.refine)
+    refine_strain_limit: float = 0.1  # a refined transform's largest principal strain relative to the base (ccstae.refine)
     seed: int = 0
 
     @classmethod
@@ -205,7 +206,7 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     if cfg.refine_iterations > 0:
         base = model.bases()[:1, None].detach()
         final_mask = spot_mask(spots, ring, cfg.spot_radius_end * data.probe_radius)
-        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=model.affine.limits.strain)
+        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=cfg.refine_strain_limit)
     t_refine = time.perf_counter() - t0
     trained = max(epochs - start_epoch, 1)
     return FitResult(
