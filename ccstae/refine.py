@@ -14,8 +14,8 @@ with ``B, s`` the inverse affine, by damped Gauss-Newton (Levenberg-Marquardt wi
   ``quick`` data, development seed 0: up to 1.4e-2 isotropic strain on some grains without it,
   below 2.5e-3 with it);
 - the mask moves with the transform (re-warped at every iteration, not differentiated);
-- a diffuse background ``c b(r)`` joins the model (``refine(..., background=True)``, the default;
-  ``refine_background`` in the fit config): its shape ``b`` depends only on the distance to the
+- a diffuse background ``c b(r)`` joins the model with ``refine(..., background=True)``
+  (``refine_background`` in the fit config; off by default since the high-pass below replaced it): its shape ``b`` depends only on the distance to the
   pattern centre and is measured from the data (the mean, over all patterns, of the pixels away
   from the spots), and is taken out of the base; its level ``c >= 0`` is solved with the spot
   amplitudes in closed form for each pattern. Thermal diffuse and inelastic scattering, the
@@ -47,6 +47,24 @@ with ``B, s`` the inverse affine, by damped Gauss-Newton (Levenberg-Marquardt wi
   without -> with): 0% 0.49 / 0.57 -> 0.58 / 0.64, 5% 0.81 / 1.16 -> 0.76 / 0.90, 15%
   0.71 / 0.95 -> 0.72 / 0.79, 50% 1.69 / 1.69 -> 1.47 / 1.36, 70% 2.39 / 2.42 -> 2.15 / 2.16; shear
   0.01-0.03 higher; about a third more refinement time.
+
+- the patterns and the base high-passed (``refine(..., highpass=sigma)``, a Gaussian blur of
+  ``sigma`` pixels subtracted; ``refine_highpass`` in the fit config, in probe radii, 0.5 by
+  default) in place of the diffuse background term (``refine_background: false`` by default):
+  whatever varies slowly under a disk (the noise background, diffuse scattering, a disk's own
+  slow dynamical contrast) is taken out of both sides, and the fit holds on to the disks' edges.
+  The fitted background is a single radial shape for the whole dataset, and what it misses pulls
+  the disks of thin grains (weak disks on a strong background) one way and of thick grains the
+  other. On the development seed (``quick``, seed 0; the encoder's transforms of one training run
+  held fixed, exploratory script; exx / eyy / exy x 1e-3, background term -> high-pass of half a
+  probe radius): 0% 0.36 / 0.75 / 0.38 -> 0.51 / 0.60 / 0.30, 25% 1.03 / 0.96 / 0.63 ->
+  0.87 / 0.94 / 0.59, 35% 1.17 / 1.11 / 0.74 -> 0.98 / 1.12 / 0.69, 50% 1.41 / 1.36 / 0.91 ->
+  1.23 / 1.37 / 0.89, 60% 1.66 / 1.62 / 1.06 -> 1.45 / 1.62 / 1.05, 70% (four training seeds,
+  mean) 2.06 / 2.14 / 1.40 -> 2.04 / 2.21 / 1.46: better up to 60%, a little worse at 70% in
+  eyy and shear, where the high-pass's loss of the disks' slow signal begins to count. A blur of
+  0.35 probe radii was worse at 70% (2.10 / 2.15 / 1.50 for one training run), 0.7 worse in eyy
+  from 0% to 50%, 2 far worse (6.61e-3 at 70%: the blur reaches the neighbouring disks); both
+  the high-pass and the background term together were worse than either.
 
 Rotation guard: before refining, the rotation of each pattern is also estimated by circular
 cross-correlation of its azimuthal profile with the base's (over the spots' radii, 1 degree bins);
@@ -82,7 +100,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .affine import invert, normalised, rotation, rotation_angle, sample_points, warp
-from .data import shells
+from .data import gaussian_blur, shells
 
 
 def spot_labels(mask: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -225,6 +243,12 @@ def diffuse_background(
     at = (radius - 0.5).clamp(0, len(profile) - 1.001)  # bin k's mean sits at radius k + 0.5
     k0, frac = at.floor().long(), (at - at.floor()).double()
     return (profile[k0] * (1 - frac) + profile[k0 + 1] * frac).float()[None, None]
+
+
+def highpass(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``images (N, 1, Q, Q)`` less their Gaussian blur of ``sigma`` pixels (edges replicated); 0:
+    unchanged."""
+    return images - gaussian_blur(images, sigma) if sigma > 0 else images
 
 
 def stretch_within(B: torch.Tensor, limit: float) -> torch.Tensor:
@@ -385,23 +409,27 @@ def refine(
     iterations: int,
     batch_size: int = 256,
     progress: bool = True,
-    background: bool = True,
+    background: bool = False,
     strain_limit: float = 0.1,
     gradients: bool = True,
+    highpass_sigma: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Refined ``(A, t)`` for every pattern (``patterns (N, 1, Q, Q)``, ``A (N, 2, 2)``, ``t (N, 2)``).
 
     With ``background``, the :func:`diffuse_background` shape is taken out of the base and fitted,
     with a level of its own, into every pattern (see the module docstring). ``strain_limit``: the
     largest principal strain relative to the base that a start point or a result may have; one
-    beyond it is a false basin (see the module docstring)."""
+    beyond it is a false basin (see the module docstring). ``highpass_sigma``
+    (pixels): the patterns and the base are fitted less their Gaussian blur of this width
+    (:func:`highpass`; 0: as they are)."""
     size = base.shape[-1]
     xx, yy = torch.meshgrid(torch.arange(size, device=base.device), torch.arange(size, device=base.device), indexing="ij")
     radius = torch.hypot(xx - centre[0], yy - centre[1])
     spot_radius = radius[spot_labels(mask)[0] > 0]
     radii = (float(spot_radius.min()), float(spot_radius.max())) if spot_radius.numel() else (0.2 * size, 0.45 * size)
     B_start, s_start = invert(A, t)
-    diffuse = diffuse_background(patterns, B_start, s_start, mask, radius, batch_size=batch_size) if background else None
+    base = highpass(base, highpass_sigma)
+    diffuse = highpass(diffuse_background(patterns, B_start, s_start, mask, radius, batch_size=batch_size), highpass_sigma) if background else None
     refiner = Refiner(base if diffuse is None else base - diffuse, mask, diffuse, centre if gradients else None)
     base_profile = azimuthal_profiles(refiner.base, centre, radii)[0]
     symmetry = profile_symmetry(base_profile)
@@ -413,7 +441,7 @@ def refine(
     bar = tqdm(total=2 * len(batches), desc="ccstae refine", unit="batch", disable=not progress)
     # pass 1: the trial steps from the encoder's start, and the rotation guard
     for i in batches:
-        x = patterns[i : i + batch_size]
+        x = highpass(patterns[i : i + batch_size], highpass_sigma)
         B0, s0 = B_start[i : i + batch_size], s_start[i : i + batch_size]
         B, s, h = refiner.trial(x, B0, s0, trial)
         # rotation guard: a pure rotation by the correlation angle, tried where it starts in
@@ -437,12 +465,12 @@ def refine(
     # the background measured again, away from the spots where pass 1 put them: a start in a
     # false basin (which the guard has now corrected) puts its disks into the background
     if diffuse is not None and iterations > trial:
-        diffuse = diffuse_background(patterns, B_all, s_all, mask, radius, batch_size=batch_size)
+        diffuse = highpass(diffuse_background(patterns, B_all, s_all, mask, radius, batch_size=batch_size), highpass_sigma)
         refiner = Refiner(base - diffuse, mask, diffuse, centre if gradients else None)
     # pass 2: the remaining steps, then the strain guard
     A_out, t_out = torch.empty_like(A), torch.empty_like(t)
     for i in batches:
-        x = patterns[i : i + batch_size]
+        x = highpass(patterns[i : i + batch_size], highpass_sigma)
         B, s, h = B_all[i : i + batch_size], s_all[i : i + batch_size], h_all[i : i + batch_size]
         support = refiner.support(x, B, s, SETTLED_MARGIN)
         for _ in range(iterations - trial):

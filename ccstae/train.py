@@ -62,7 +62,8 @@ class FitConfig:
     range_weight: float = 10.0
     rotation_tolerance_deg: float = 5.0  # strain stage: a rotation this far from the rotation stage's is penalised
     refine_iterations: int = 6  # per-pattern Gauss-Newton steps after training (0: the paper's method only)
-    refine_background: bool = True  # fit a diffuse radial background in the refinement (ccstae.refine)
+    refine_highpass: float = 0.5  # probe radii: the refinement fits patterns and base less their blur of this width (0: off; ccstae.refine)
+    refine_background: bool = False  # fit a diffuse radial background in the refinement (ccstae.refine)
     refine_gradients: bool = True  # fit a radial intensity gradient across each shell's disks (ccstae.refine)
     refine_strain_limit: float = 0.1  # a refined transform's largest principal strain relative to the base (ccstae.refine)
     seed: int = 0
@@ -206,7 +207,7 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     if cfg.refine_iterations > 0:
         base = model.bases()[:1, None].detach()
         final_mask = spot_mask(spots, ring, cfg.spot_radius_end * data.probe_radius)
-        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=cfg.refine_strain_limit)
+        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=cfg.refine_strain_limit, highpass_sigma=cfg.refine_highpass * data.probe_radius)
     t_refine = time.perf_counter() - t0
     trained = max(epochs - start_epoch, 1)
     return FitResult(
