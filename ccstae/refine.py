@@ -15,8 +15,9 @@ with ``B, s`` the inverse affine, by damped Gauss-Newton (Levenberg-Marquardt wi
   below 2.5e-3 with it);
 - the mask moves with the transform (re-warped at every iteration, not differentiated);
 - a diffuse background ``c b(r)`` joins the model with ``refine(..., background=True)``
-  (``refine_background`` in the fit config; off by default since the high-pass below replaced it): its shape ``b`` depends only on the distance to the
-  pattern centre and is measured from the data (the mean, over all patterns, of the pixels away
+  (``refine_background`` in the fit config; off by default since the high-pass below replaced
+  it): its shape ``b`` depends only on the distance to the pattern centre and is measured from
+  the data (the mean, over all patterns, of the pixels away
   from the spots), and is taken out of the base; its level ``c >= 0`` is solved with the spot
   amplitudes in closed form for each pattern. Thermal diffuse and inelastic scattering, the
   direct beam's tails, and the paper's noise model (a Lorentzian about the centre mixed into every
@@ -48,7 +49,7 @@ with ``B, s`` the inverse affine, by damped Gauss-Newton (Levenberg-Marquardt wi
   0.71 / 0.95 -> 0.72 / 0.79, 50% 1.69 / 1.69 -> 1.47 / 1.36, 70% 2.39 / 2.42 -> 2.15 / 2.16; shear
   0.01-0.03 higher; about a third more refinement time.
 
-- the patterns and the base high-passed (``refine(..., highpass=sigma)``, a Gaussian blur of
+- the patterns and the base high-passed (``refine(..., highpass_sigma=sigma)``, a Gaussian blur of
   ``sigma`` pixels subtracted; ``refine_highpass`` in the fit config, in probe radii, 0.5 by
   default) in place of the diffuse background term (``refine_background: false`` by default):
   whatever varies slowly under a disk (the noise background, diffuse scattering, a disk's own
