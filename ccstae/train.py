@@ -68,6 +68,12 @@ class FitConfig:
     refine_strain_limit: float = 0.1  # a refined transform's largest principal strain relative to the base (ccstae.refine)
     seed: int = 0
 
+    def __post_init__(self):
+        if self.refine_highpass < 0:
+            raise ValueError(f"refine_highpass must be >= 0 probe radii (0: off), got {self.refine_highpass}")
+        if self.refine_strain_limit <= 0:
+            raise ValueError(f"refine_strain_limit must be > 0, got {self.refine_strain_limit}")
+
     @classmethod
     def from_dict(cls, values: dict) -> "FitConfig":
         unknown = set(values) - set(cls.__dataclass_fields__)

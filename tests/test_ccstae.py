@@ -280,3 +280,12 @@ def test_spot_centres_keep_whole_shells_by_strength_over_a_steep_background():
     mask = spot_mask(centres, ring, 1.1 * radius)
     _, count = ndi.label(mask[0, 0].numpy() > 0)
     assert count == 12 and mask.shape == base[None, None].shape
+
+
+def test_fit_config_rejects_unknown_keys_and_bad_refinement_settings():
+    from ccstae.train import FitConfig
+
+    assert FitConfig.from_dict({"refine_highpass": 0.0, "refine_background": True}).refine_background
+    for bad in ({"refine_highpas": 0.5}, {"refine_highpass": -0.5}, {"refine_strain_limit": 0.0}):
+        with pytest.raises(ValueError):
+            FitConfig.from_dict(bad)
