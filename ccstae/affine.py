@@ -26,6 +26,12 @@ def rotation_angle(A: torch.Tensor) -> torch.Tensor:
     return torch.atan2(A[:, 1, 0] - A[:, 0, 1], A[:, 0, 0] + A[:, 1, 1])
 
 
+def wrap_angle(angle: torch.Tensor, period: float) -> torch.Tensor:
+    """``angle`` (radians) wrapped into ``[-period / 2, period / 2)``: ``2 pi`` for a plain angle, a
+    base's rotational symmetry for angles that the base cannot tell apart modulo it."""
+    return torch.remainder(angle + period / 2, period) - period / 2
+
+
 def normalised(pixel: torch.Tensor | float, size: int) -> torch.Tensor | float:
     """Pixel index (pixel-centred) to the normalised coordinate in [-1, 1] of ``align_corners=False``."""
     return (2 * pixel + 1) / size - 1

@@ -100,7 +100,7 @@ import scipy.ndimage as ndi
 import torch
 from tqdm.auto import tqdm
 
-from .affine import invert, normalised, rotation, rotation_angle, sample_points, warp
+from .affine import invert, normalised, rotation, rotation_angle, sample_points, warp, wrap_angle
 from .data import gaussian_blur, shells
 
 
@@ -397,7 +397,7 @@ class Refiner:
 def apart(B1: torch.Tensor, B2: torch.Tensor, symmetry: float) -> torch.Tensor:
     """Rotation of ``B1`` less that of ``B2`` (radians, ``(n,)``), wrapped into +- half the base's
     rotational ``symmetry``."""
-    return torch.remainder(rotation_angle(B1) - rotation_angle(B2) + symmetry / 2, symmetry) - symmetry / 2
+    return wrap_angle(rotation_angle(B1) - rotation_angle(B2), symmetry)
 
 
 def refine(

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .affine import invert, rotation_angle, warp
+from .affine import invert, rotation_angle, warp, wrap_angle
 from .data import PatternSet, encoder_input, gaussian_blur, ring_mask, spot_centres, spot_mask
 from .model import CCSTAE, ENCODER_CHANNELS, AffineLimits, count_parameters
 from .refine import refine
@@ -104,7 +104,7 @@ def loss_terms(model: CCSTAE, x: torch.Tensor, x_small: torch.Tensor, mask: torc
     l1 = model.bases().abs().mean()
     limit = torch.relu(params.abs() - 0.03).mean()
     if anchor is not None:
-        drift = torch.remainder(rotation_angle(A) - anchor + math.pi, 2 * math.pi) - math.pi
+        drift = wrap_angle(rotation_angle(A) - anchor, 2 * math.pi)
         limit = limit + torch.relu(drift.abs() - math.radians(cfg.rotation_tolerance_deg)).mean()
     total = cfg.forward_weight * forward + cycle + cfg.l1_weight * l1 + cfg.range_weight * limit
     return total, {"forward": float(forward.detach()), "cycle": float(cycle.detach())}
