@@ -33,6 +33,7 @@ rule all:
                 rules.table.output,
                 rules.failures.output,
                 rules.mae_vs_noise.output,
+                rules.grain_errors.output,
                 rules.strain_maps.output,
             ]
         ),

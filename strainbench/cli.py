@@ -60,14 +60,17 @@ def _cmd_validate(args: argparse.Namespace) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .io.atomic import atomic_path
-    from .metrics import evaluate
+    from .metrics import evaluate, grain_table
 
     result = evaluate(args.dataset, args.strain)
     text = json.dumps(result, indent=2)
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(text + "\n")
-    print(text)
+    if args.per_grain:
+        print(grain_table(result["grains"]))
+    else:
+        print(json.dumps({k: v for k, v in result.items() if k != "grains"}, indent=2))
 
 
 def _cmd_bound(args: argparse.Namespace) -> None:
@@ -115,6 +118,10 @@ def _cmd_figures(args: argparse.Namespace) -> None:
         from .figures import plot_mae_vs_noise
 
         plot_mae_vs_noise(args.metrics, args.out, args.bounds)
+    elif args.kind == "grain-errors":
+        from .figures import plot_grain_errors
+
+        plot_grain_errors(args.metrics, args.out)
     else:
         from .figures import plot_strain_maps
 
@@ -197,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="MAE and coverage of a strain file against its dataset's labels")
     p.add_argument("--dataset", required=True)
     p.add_argument("--strain", required=True)
-    p.add_argument("--out", help="metrics JSON")
+    p.add_argument("--out", help="metrics JSON (with the per-grain errors)")
+    p.add_argument("--per-grain", action="store_true", help="print the per-grain errors as a table instead of the summary JSON")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("table", help="the results table (csv, md, tex) beside the paper's Figure 3 values")
@@ -226,10 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="bound JSON")
     p.set_defaults(func=_cmd_bound)
 
-    p = sub.add_parser("figures", help="patterns, ground truth, MAE vs noise (Fig. 3), strain maps (Fig. 2)")
-    p.add_argument("kind", choices=["patterns", "ground-truth", "mae-vs-noise", "strain-maps"])
+    p = sub.add_parser("figures", help="patterns, ground truth, MAE vs noise (Fig. 3), per-grain errors, strain maps (Fig. 2)")
+    p.add_argument("kind", choices=["patterns", "ground-truth", "mae-vs-noise", "grain-errors", "strain-maps"])
     p.add_argument("--datasets", nargs="+", help="dataset files (one per column for 'patterns')")
-    p.add_argument("--metrics", nargs="+", help="metrics JSON files (for 'mae-vs-noise')")
+    p.add_argument("--metrics", nargs="+", help="metrics JSON files (for 'mae-vs-noise' and 'grain-errors')")
     p.add_argument("--bounds", nargs="*", default=[], help="bound JSON files (for 'mae-vs-noise': the limit curve)")
     p.add_argument("--strains", nargs="+", help="METHOD=strain.h5 pairs (for 'strain-maps')")
     p.add_argument("--errors-out", help="error-map figure path (for 'strain-maps')")

@@ -146,6 +146,49 @@ def plot_mae_vs_noise(metrics_files: Sequence[str | os.PathLike], out: str | os.
     save_figure(fig, out)
 
 
+def plot_grain_errors(metrics_files: Sequence[str | os.PathLike], out: str | os.PathLike) -> None:
+    """Each grain's offset (median signed error) against its thickness, per method and component.
+
+    One row per method, one column per component (exx, eyy, exy); a point per grain and noise level
+    (colour), at the grain's thickness in layers (its id where the dataset records none), spread
+    sideways by noise level. Noise-free, the points show the thickness-dependent bias that the
+    reference grain's own offset sets to zero; with noise, how the thin grains' offsets move. The
+    metrics files are ``strainbench evaluate``'s (with their ``grains``), of one seed.
+    """
+    import json
+
+    rows = [json.loads(Path(p).read_text()) for p in metrics_files]
+    rows = [r for r in rows if r.get("grains")]
+    if not rows:
+        raise ValueError("no metrics file holds per-grain errors (from 'strainbench evaluate')")
+    methods = sorted({r["method"] for r in rows})
+    levels = sorted({round(float(r["noise_level"]), 4) for r in rows})
+    norm = plt.Normalize(min(levels), max(max(levels), 1e-9))
+    cmap = plt.get_cmap("viridis")
+    fig, axes = plt.subplots(len(methods), 3, figsize=(14, 3.4 * len(methods)), sharex=True, sharey=True, squeeze=False, layout="constrained")
+    for r in rows:
+        i = methods.index(r["method"])
+        shift = 0.5 * (levels.index(round(float(r["noise_level"]), 4)) / max(len(levels) - 1, 1) - 0.5)
+        for j, key in enumerate(("exx", "eyy", "exy")):
+            x = [g.get("layers", g["grain"]) + shift for g in r["grains"] if g["median_error"][key] is not None]
+            y = [g["median_error"][key] * 1e3 for g in r["grains"] if g["median_error"][key] is not None]
+            axes[i, j].scatter(x, y, s=10, color=cmap(norm(float(r["noise_level"]))))
+    reference = {r.get("reference_layers") for r in rows} - {None}
+    for i, m in enumerate(methods):
+        for j, key in enumerate(("exx", "eyy", "exy")):
+            ax = axes[i, j]
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{m}: {key}")
+        axes[i, 0].set_ylabel("grain's median error (x 1e-3)")
+    has_layers = all("layers" in g for r in rows for g in r["grains"])
+    for ax in axes[-1]:
+        ax.set_xlabel("grain thickness (layers)" if has_layers else "grain")
+    label = "noise level" + (f" (reference grain: {', '.join(map(str, sorted(reference)))} layers)" if reference else "")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=label, shrink=0.8)
+    save_figure(fig, out)
+
+
 def _virtual_image(reader: DatasetReader) -> np.ndarray:
     """Mean intensity outside the direct beam at each scan position (a virtual dark field).
 

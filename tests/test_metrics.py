@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from strainbench.io import DatasetReader, write_strain
-from strainbench.metrics import evaluate
+from strainbench.figures import plot_grain_errors
+from strainbench.metrics import evaluate, grain_table
 from strainbench.table import write_tables
 
 
@@ -47,6 +48,48 @@ def test_offset_nan_and_symmetry(tiny_dataset, truth, tmp_path):
     assert m["mae"]["exx"] == pytest.approx(1e-3, rel=1e-3)
     assert m["mae"]["theta"] == pytest.approx(0.0, abs=1e-4)
     assert m["coverage"] == pytest.approx(1 - 10 / outside.shape[0])
+
+
+def test_per_grain_errors_find_the_grain_with_the_offset(tiny_dataset, truth, tmp_path):
+    labels, mask = truth
+    est = _relative(labels, mask)
+    grains = np.unique(labels["grain"][~mask])
+    g = int(grains[-1])
+    on = labels["grain"] == g
+    est["exx"] = np.where(on, est["exx"] + 2e-3, est["exx"])
+    est["eyy"] = est["eyy"].copy()
+    first = tuple(np.argwhere(on & ~mask)[0])
+    est["eyy"][first] = np.nan
+    m = evaluate(tiny_dataset, _write(tmp_path / "s.h5", est))
+    rows = {r["grain"]: r for r in m["grains"]}
+    assert set(rows) == set(grains.tolist())
+    assert rows[g]["median_error"]["exx"] == pytest.approx(2e-3, rel=1e-3)
+    assert rows[g]["mae"]["exx"] == pytest.approx(2e-3, rel=1e-3)
+    assert rows[g]["coverage"] == pytest.approx(1 - 1 / rows[g]["positions"])
+    assert rows[g]["positions"] == int((on & ~mask).sum())
+    others = [r for k, r in rows.items() if k != g]
+    assert all(abs(r["median_error"]["exx"]) < 1e-9 and r["coverage"] == 1.0 for r in others)
+    assert all(r["layers"] == 1 for r in rows.values())  # tiny: single-layer grains, from the provenance
+    with DatasetReader(tiny_dataset) as ds:
+        assert m["reference_grain"] == int(ds.attrs["reference_grain"]) and m["reference_layers"] == 1
+    table = grain_table(m["grains"])
+    assert f"| {g} | 1 |" in table and "+2.00" in table
+
+
+def test_grain_errors_figure(tiny_dataset, truth, tmp_path):
+    labels, mask = truth
+    est = _relative(labels, mask)
+    paths = []
+    for method in ("a", "b"):
+        metrics = evaluate(tiny_dataset, _write(tmp_path / f"{method}.h5", est, method=method))
+        paths.append(tmp_path / f"{method}.json")
+        paths[-1].write_text(json.dumps(metrics))
+    plot_grain_errors(paths, tmp_path / "g.png")
+    assert (tmp_path / "g.png").stat().st_size > 0 and (tmp_path / "g.pdf").stat().st_size > 0
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({k: v for k, v in metrics.items() if k != "grains"}))
+    with pytest.raises(ValueError, match="per-grain"):
+        plot_grain_errors([bare], tmp_path / "h.png")
 
 
 def test_zero_predictor_scores_mean_abs_label(tiny_dataset, truth, tmp_path):

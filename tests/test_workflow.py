@@ -86,6 +86,8 @@ def test_full_dag_runs_and_a_crash_does_not_stop_the_table(workdir):
         assert (out / "figures" / f"mae_vs_noise.{fmt}").stat().st_size > 0
     with Image.open(out / "figures" / "mae_vs_noise.png") as im:
         im.verify()
+    with Image.open(out / "figures" / "grain_errors.png") as im:  # per-grain offsets, every method
+        im.verify()
     failures = (out / "failures.html").read_text()
     assert "crash, noise 0%" in failures and "status 3" in failures and "zero," not in failures
     # the HTML report holds the table, the figures and the failures page

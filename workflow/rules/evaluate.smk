@@ -1,5 +1,5 @@
 # Metrics per (method, seed, level), the Cramér-Rao bound per (seed, level), the table beside the
-# paper's, and the MAE-vs-noise figure.
+# paper's, the MAE-vs-noise figure and the per-grain errors figure.
 
 
 rule evaluate:
@@ -105,3 +105,27 @@ rule mae_vs_noise:
         IMAGES["strainbench"]
     shell:
         "strainbench figures mae-vs-noise --metrics {input.metrics} --bounds {input.bounds} --out {output.png} > {log} 2>&1"
+
+
+rule grain_errors:
+    input:
+        expand(
+            f"{OUT}/metrics/{{method}}/s{SEEDS[0]}_w{{level}}.json",
+            method=METHODS,
+            level=LEVELS,
+        ),
+    output:
+        png=report(
+            f"{OUT}/figures/grain_errors.png",
+            category="Figures",
+            caption="../report/grain_errors.rst",
+        ),
+        pdf=f"{OUT}/figures/grain_errors.pdf",
+    log:
+        f"{OUT}/logs/grain_errors.log",
+    benchmark:
+        f"{OUT}/benchmarks/grain_errors.tsv"
+    container:
+        IMAGES["strainbench"]
+    shell:
+        "strainbench figures grain-errors --metrics {input} --out {output.png} > {log} 2>&1"
