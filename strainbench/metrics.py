@@ -105,7 +105,7 @@ def evaluate(dataset: str | os.PathLike, strain: str | os.PathLike) -> dict[str,
         "mae": {k: _mean_abs(v) for k, v in errors.items()},
         "grains": grain_errors(errors, labels["grain"][~mask], layers, attrs.get("grain_tilt_deg")),
         "reference_grain": reference_grain,
-        "reference_layers": None if layers is None or reference_grain >= len(layers) else int(layers[reference_grain]),
+        "reference_layers": int(layers[reference_grain]) if layers is not None and 0 <= reference_grain < len(layers) else None,
     }
 
 
