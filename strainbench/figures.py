@@ -163,7 +163,7 @@ def plot_grain_errors(metrics_files: Sequence[str | os.PathLike], out: str | os.
         raise ValueError("no metrics file holds per-grain errors (from 'strainbench evaluate')")
     methods = sorted({r["method"] for r in rows})
     levels = sorted({round(float(r["noise_level"]), 4) for r in rows})
-    norm = plt.Normalize(min(levels), max(max(levels), 1e-9))
+    norm = plt.Normalize(100 * min(levels), max(100 * max(levels), 1e-9))  # percent, as in Fig. 3
     cmap = plt.get_cmap("viridis")
     fig, axes = plt.subplots(len(methods), 3, figsize=(14, 3.4 * len(methods)), sharex=True, sharey=True, squeeze=False, layout="constrained")
     for r in rows:
@@ -172,7 +172,7 @@ def plot_grain_errors(metrics_files: Sequence[str | os.PathLike], out: str | os.
         for j, key in enumerate(("exx", "eyy", "exy")):
             x = [g.get("layers", g["grain"]) + shift for g in r["grains"] if g["median_error"][key] is not None]
             y = [g["median_error"][key] * 1e3 for g in r["grains"] if g["median_error"][key] is not None]
-            axes[i, j].scatter(x, y, s=10, color=cmap(norm(float(r["noise_level"]))))
+            axes[i, j].scatter(x, y, s=10, color=cmap(norm(100 * float(r["noise_level"]))))
     reference = {r.get("reference_layers") for r in rows} - {None}
     for i, m in enumerate(methods):
         for j, key in enumerate(("exx", "eyy", "exy")):
@@ -184,7 +184,7 @@ def plot_grain_errors(metrics_files: Sequence[str | os.PathLike], out: str | os.
     has_layers = all("layers" in g for r in rows for g in r["grains"])
     for ax in axes[-1]:
         ax.set_xlabel("grain thickness (layers)" if has_layers else "grain")
-    label = "noise level" + (f" (reference grain: {', '.join(map(str, sorted(reference)))} layers)" if reference else "")
+    label = "background noise (%)" + (f"; reference grain: {', '.join(map(str, sorted(reference)))} layers" if reference else "")
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=label, shrink=0.8)
     save_figure(fig, out)
 
