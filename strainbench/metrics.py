@@ -41,6 +41,11 @@ def strain_errors(labels: dict[str, np.ndarray], estimate: dict[str, np.ndarray]
     return errors
 
 
+def _answered(errors: dict[str, np.ndarray]) -> np.ndarray:
+    """Where all of ``exx, eyy, exy`` have an error (the method gave an answer)."""
+    return np.isfinite(errors["exx"]) & np.isfinite(errors["eyy"]) & np.isfinite(errors["exy"])
+
+
 def _median(errors: np.ndarray) -> float | None:
     errors = errors[np.isfinite(errors)]
     return float(np.median(errors)) if errors.size else None
@@ -61,11 +66,11 @@ def grain_errors(
     grain's thickness and tilt magnitude (degrees) to its row.
     """
     tilt = None if tilt_deg is None else np.hypot(*np.asarray(tilt_deg, dtype=np.float64).reshape(-1, 2).T)
+    answered = _answered(errors)
     rows = []
     for g in np.unique(grain):
         on = grain == g
-        answered = np.isfinite(errors["exx"][on]) & np.isfinite(errors["eyy"][on]) & np.isfinite(errors["exy"][on])
-        row: dict[str, Any] = {"grain": int(g), "positions": int(on.sum()), "coverage": float(answered.mean())}
+        row: dict[str, Any] = {"grain": int(g), "positions": int(on.sum()), "coverage": float(answered[on].mean())}
         if layers is not None and g < len(layers):
             row["layers"] = int(layers[g])
         if tilt is not None and g < len(tilt):
@@ -87,7 +92,7 @@ def evaluate(dataset: str | os.PathLike, strain: str | os.PathLike) -> dict[str,
     est = read_strain(strain, scan_shape)
     symmetry = float(attrs.get("symmetry_deg", 360.0))
     errors = strain_errors(labels, {k: est[k] for k in STRAIN_LABELS}, mask, symmetry)
-    answered = np.isfinite(errors["exx"]) & np.isfinite(errors["eyy"]) & np.isfinite(errors["exy"])
+    answered = _answered(errors)
     layers = attrs.get("grain_layers")
     reference_grain = int(np.bincount(labels["grain"][mask].astype(np.int64)).argmax()) if mask.any() else -1
     return {
