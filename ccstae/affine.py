@@ -77,3 +77,8 @@ def sample_points(image: torch.Tensor, A: torch.Tensor, t: torch.Tensor, points:
     # grid_sample wants (column, row): the rows of A and t swapped (cheaper than flipping the points)
     grid = points @ A.flip(1).transpose(1, 2) + t.flip(-1)[:, None, :]
     return F.grid_sample(image, grid[:, None], mode=mode, padding_mode="zeros", align_corners=False)[:, :, 0]
+
+
+def sample_at(image: torch.Tensor, q: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """``image (B, C, H, W)`` at the points ``q`` ``(B, M, 2)`` (normalised ``(x, y)``); ``(B, C, M)``."""
+    return F.grid_sample(image, q.flip(-1)[:, None], mode=mode, padding_mode="zeros", align_corners=False)[:, :, 0]

@@ -213,7 +213,7 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     if cfg.refine_iterations > 0:
         base = model.bases()[:1, None].detach()
         final_mask = spot_mask(spots, ring, cfg.spot_radius_end * data.probe_radius)
-        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=cfg.refine_strain_limit, highpass_sigma=cfg.refine_highpass * data.probe_radius)
+        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=cfg.refine_strain_limit, highpass_sigma=cfg.refine_highpass * data.probe_radius, disk_radius=data.probe_radius)
     t_refine = time.perf_counter() - t0
     trained = max(epochs - start_epoch, 1)
     return FitResult(

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ccstae.affine import compose, invert, rotation_angle, warp  # noqa: E402
+from ccstae.affine import compose, invert, normalised, rotation_angle, warp  # noqa: E402
 from ccstae.refine import azimuthal_profiles, diffuse_background, refine, rotation_by_correlation  # noqa: E402
 
 Q = 96
@@ -17,18 +17,27 @@ CENTRE = (48.0, 48.0)
 PEDESTAL = 0.2
 
 
-def _spots(amplitudes, gradient: float = 0.0, pedestal: float = PEDESTAL) -> torch.Tensor:
-    """Six smooth disks on a hexagon of radius 30 px (one 3-fold intensity alternation) on a flat
-    ``pedestal``; with ``gradient``, each disk is brighter on its inner side (its intensity goes as
-    ``1 - gradient u`` across it, ``u`` the outward radial offset in disk radii), as the disks of
-    thicker crystals are."""
+def _spots(amplitudes, gradient: float = 0.0, pedestal: float = PEDESTAL, A: torch.Tensor | None = None, t: torch.Tensor | None = None, radius: float = RADIUS) -> torch.Tensor:
+    """Six smooth disks of ``radius`` px on a hexagon of radius 30 px (one 3-fold intensity
+    alternation) on a flat ``pedestal``; with ``gradient``, each disk is brighter on its inner side
+    (its intensity goes as ``1 - gradient u`` across it, ``u`` the outward radial offset in disk
+    radii), as the disks of thicker crystals are. With ``A, t`` (one pattern's affine), the disks'
+    centres sit at ``A c + t`` (normalised coordinates) and keep their size, as the disks of a
+    strained crystal do (their radius is the convergence angle)."""
     xx, yy = np.indices((Q, Q), dtype=np.float64)
     image = np.full((Q, Q), pedestal)
     for k, amp in enumerate(amplitudes):
         phi = math.radians(60 * k + 10)
         cx, cy = CENTRE[0] + 30 * math.cos(phi), CENTRE[1] + 30 * math.sin(phi)
-        u = ((xx - cx) * math.cos(phi) + (yy - cy) * math.sin(phi)) / RADIUS
-        image += amp * (1 - gradient * u) / (1 + np.exp((np.hypot(xx - cx, yy - cy) - RADIUS) / 0.7))
+        ox, oy = CENTRE
+        if A is not None:
+            to_pixel = lambda v: ((v + 1) * Q - 1) / 2  # noqa: E731  (normalised -> pixel, align_corners=False)
+            c = A.double() @ torch.tensor([normalised(cx, Q), normalised(cy, Q)], dtype=torch.float64) + t.double()
+            o = A.double() @ torch.tensor([normalised(ox, Q), normalised(oy, Q)], dtype=torch.float64) + t.double()
+            (cx, cy), (ox, oy) = to_pixel(c).tolist(), to_pixel(o).tolist()
+        phi = math.atan2(cy - oy, cx - ox)
+        u = ((xx - cx) * math.cos(phi) + (yy - cy) * math.sin(phi)) / radius
+        image += amp * (1 - gradient * u) / (1 + np.exp((np.hypot(xx - cx, yy - cy) - radius) / 0.7))
     return torch.tensor(image, dtype=torch.float32)[None, None]
 
 
@@ -48,11 +57,9 @@ def _angle_error(A: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     return torch.remainder(rotation_angle(A) - angle + math.pi / 6, math.pi / 3) - math.pi / 6
 
 
-def _patterns(A_true, t_true, amplitudes):
-    """Patterns whose disks sit at ``A p_base + t``: the base warped by the inverse affine."""
-    images = torch.cat([_spots(a) for a in amplitudes])
-    B, s = invert(A_true, t_true)
-    return warp(images, B, s)
+def _patterns(A_true, t_true, amplitudes, **options):
+    """Patterns whose disks sit at ``A c + t`` (``c`` the base's disk centres), of the base's size."""
+    return torch.cat([_spots(a, A=A, t=t, **options) for a, A, t in zip(amplitudes, A_true, t_true)])
 
 
 def test_refinement_recovers_known_affines_despite_spot_intensities():
@@ -73,8 +80,28 @@ def test_refinement_recovers_known_affines_despite_spot_intensities():
     stretch, stretch_true, stretch_start = (_stretch(M) for M in (A, A_true, A0))
     err = (stretch - stretch_true).abs().max().item()
     start_err = (stretch_start - stretch_true).abs().max().item()
-    assert err < 5e-4 < 5e-3 < start_err, (err, start_err)
+    # 8e-4: the patterns are drawn, not the base resampled, and bilinear resampling of disks with
+    # 0.7 px edges leaves a few 1e-4 (as in real data)
+    assert err < 8e-4 < 5e-3 < start_err, (err, start_err)
     assert _angle_error(A, angle).abs().max().item() < math.radians(0.05)
+
+
+def test_large_disks_move_without_being_strained_and_the_strain_is_not_shrunk():
+    """Disks as large as a third of their distance from the centre, moved by a known strain and
+    keeping their size (as in every diffraction pattern): the spots move, the base's disks are not
+    stretched. A whole-pattern warp of the base would stretch them too and read the strain short
+    by ``r^2 / (|g|^2 + r^2)`` (10% here: 3e-3 on 3% strain); the refinement reads it exactly."""
+    n = 4
+    A_true = compose(torch.tensor([0.03, -0.03, 0.0, 0.02]), torch.tensor([0.0, 0.02, -0.03, 0.02]), torch.tensor([0.0, 0.0, 0.01, -0.02]), torch.tensor([0.0, 0.5, -1.0, 2.0]))
+    t_true = torch.zeros(n, 2)
+    radius = 10.0
+    x = _patterns(A_true, t_true, [[1.0] * 6] * n, radius=radius)
+    base = _spots([1.0] * 6, radius=radius)
+    mask = (base > 0.45 + PEDESTAL).float()
+    A0 = A_true @ compose(torch.full((n,), 0.005), torch.full((n,), -0.005), torch.zeros(n), torch.full((n,), 0.01))
+    A, _ = refine(x, A0, t_true.clone(), base, mask, CENTRE, iterations=10, progress=False, highpass_sigma=radius / 2)
+    err = (_stretch(A) - _stretch(A_true)).abs().max().item()
+    assert err < 5e-4, err  # (the high-pass's blur reaching the neighbouring disks leaves ~3e-4)
 
 
 def test_rotation_guard_leaves_a_false_basin():
@@ -174,15 +201,15 @@ def test_a_radial_gradient_across_the_disks_is_fitted_not_taken_for_strain():
     strain = 0.02 * (torch.rand(n, 3) - 0.5)
     angle = torch.rand(n) * 0.2 - 0.1
     A_true = compose(strain[:, 0], strain[:, 1], strain[:, 2], angle)
-    images = torch.cat([_spots([0.5] * 6, gradient=g, pedestal=0.0) for g in torch.linspace(-0.1, 0.3, n).tolist()])
-    x = warp(images, *invert(A_true, torch.zeros(n, 2)))
+    t_true = torch.zeros(n, 2)
+    x = torch.cat([_spots([0.5] * 6, gradient=g, pedestal=0.0, A=A, t=t) for g, A, t in zip(torch.linspace(-0.1, 0.3, n).tolist(), A_true, t_true)])
     base = _spots([0.5] * 6, pedestal=0.0)
     stretch_true = _stretch(A_true)
     errors = {}
     for gradients in (False, True):
         A, _ = refine(x, A_true.clone(), torch.zeros(n, 2), base, _mask(), CENTRE, iterations=10, progress=False, background=False, gradients=gradients)
         errors[gradients] = (_stretch(A) - stretch_true).abs().max().item()
-    assert errors[True] < 1e-3 and errors[False] > 3 * errors[True], errors
+    assert errors[True] < 1.5e-3 and errors[False] > 3 * errors[True], errors
 
 
 def test_diffuse_background_spans_a_ring_of_touching_disks():
@@ -202,3 +229,24 @@ def test_diffuse_background_spans_a_ring_of_touching_disks():
     ring = (radius > 27) & (radius < 33)
     error = ((measured - shape).abs() / shape)[ring].max().item()
     assert error < 0.02, error
+
+
+def test_disk_centres_found_to_a_fraction_of_a_pixel_on_a_sloped_background():
+    """The disks' centres (the points the lattice's affine moves) from the high-passed base, on a
+    background falling off from the pattern centre, within 0.05 px of the truth, where the spot
+    mask's own pixels (about integer maxima) are up to half a pixel off."""
+    from ccstae.refine import disk_centres, highpass, spot_labels
+
+    radius = 8.0
+    xx, yy = np.indices((Q, Q), dtype=np.float64)
+    truth = [(CENTRE[0] + 30.3 * math.cos(math.radians(60 * k + 7)), CENTRE[1] + 30.3 * math.sin(math.radians(60 * k + 7))) for k in range(6)]
+    image = 2.0 / (1 + (np.hypot(xx - CENTRE[0], yy - CENTRE[1]) / 10.0) ** 2)
+    mask = np.zeros((Q, Q), dtype=bool)
+    for cx, cy in truth:
+        image += 1 / (1 + np.exp((np.hypot(xx - cx, yy - cy) - radius) / 0.5))
+        mask |= np.hypot(xx - round(cx), yy - round(cy)) <= 1.1 * radius
+    base = highpass(torch.tensor(image, dtype=torch.float32)[None, None], radius / 2)
+    labels, count = spot_labels(torch.tensor(mask, dtype=torch.float32)[None, None])
+    found = disk_centres(base, labels, count, radius).numpy()
+    errors = [min(math.hypot(fx - cx, fy - cy) for cx, cy in truth) for fx, fy in found]
+    assert count == 6 and max(errors) < 0.05, errors
