@@ -170,6 +170,8 @@ def disk_centres(base: torch.Tensor, labels: torch.Tensor, count: int, radius: f
     Biases here scale the measured strain: centres found 1% too close to the pattern centre read
     every strain 1% too large."""
     q = labels.shape[-1]
+    if count == 0:
+        return torch.zeros(0, 2, device=base.device)
     k = int(math.ceil(radius + 1))
     offsets = torch.arange(-k, k + 1.0, device=base.device)
     disk = torch.sigmoid((radius - torch.hypot(offsets[:, None], offsets[None, :])) / 0.5)
@@ -333,7 +335,9 @@ class Refiner:
         """``background``: the diffuse background's shape in the patterns' frame ``(1, 1, Q, Q)``,
         fitted with one non-negative level per pattern; None: no background term. ``centre``: the
         pattern centre (pixels); with it, each shell of spots gets a radial intensity gradient
-        across its disks (:func:`spot_ramps`); None: no gradient."""
+        across its disks (:func:`spot_ramps`); None: no gradient. ``disk_radius``: the disks'
+        radius (pixels) for finding their centres in the base (:func:`disk_centres`); None: the
+        radius of the mask's spots (from their mean area)."""
         self.base = base
         self.background = None if background is None else background.reshape(-1)
         self.mask = mask
@@ -486,7 +490,7 @@ def refine(
     largest principal strain relative to the base that a start point or a result may have; one
     beyond it is a false basin (see the module docstring). ``highpass_sigma``
     (pixels): the patterns and the base are fitted less their Gaussian blur of this width
-    (:func:`highpass`; 0: as they are)."""
+    (:func:`highpass`; 0: as they are). ``disk_radius`` (pixels, the probe's): see :class:`Refiner`."""
     size = base.shape[-1]
     xx, yy = torch.meshgrid(torch.arange(size, device=base.device), torch.arange(size, device=base.device), indexing="ij")
     radius = torch.hypot(xx - centre[0], yy - centre[1])
