@@ -373,8 +373,9 @@ class Refiner:
         data = x.reshape(n, -1).gather(1, pixels)
         return Support(self.coordinates[pixels], data, None if self.background is None else self.background[pixels])
 
-    def _model(self, support: Support, B: torch.Tensor, s: torch.Tensor, h: torch.Tensor):
-        """At the support pixels, each ``(n, M)``: the base (its spots moved rigidly), the base shaped by each shell's radial
+    def _model(self, support: Support, B: torch.Tensor, s: torch.Tensor, A: torch.Tensor, t: torch.Tensor, h: torch.Tensor):
+        """At the support pixels of the transform ``(B, s)``, whose inverse is ``(A, t)``, each ``(n, M)``:
+        the base (its spots moved rigidly), the base shaped by each shell's radial
         gradient ``h (n, shells)`` (the factor ``1 + h ramp``), that factor, the ramp and the shell
         (-1 outside the spots; both None without gradients), the per-spot amplitude, the mask
         weight, the data less the fitted background; the base's gradient turned into the pattern's
@@ -384,7 +385,6 @@ class Refiner:
         spot = sample_points(self.labels.float()[None, None].expand(n, -1, -1, -1), B, s, points, mode="nearest")[:, 0].long()
         # each spot moved to where the affine puts its centre, turned with the grain, not strained:
         # q = c_k + R (p - p_k), p_k = A c_k + t (A, t: the inverse of B, s), R: the rotation of B
-        A, t = invert(B, s)
         turn = rotation(rotation_angle(B))
         at = (self.centres[None] @ A.transpose(1, 2) + t[:, None]).gather(1, spot[..., None].expand(-1, -1, 2))
         sampled = sample_at(self.fields.expand(n, -1, -1, -1), (points - at) @ turn.transpose(1, 2) + self.centres[spot])
@@ -424,10 +424,11 @@ class Refiner:
 
     def step(self, support: Support, B: torch.Tensor, s: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One damped Gauss-Newton step of ``(B, s, h)`` for every pattern of the batch, on its :meth:`support`."""
-        pred, shaped, factor, ramp, shell, amplitude, weight, xf, G, spot = self._model(support, B, s, h)
         # the step is taken in (A, t) = the inverse of (B, s), in which a spot's centre p_k = A c_k + t
         # is linear: d model / d A_ij = -G_i c_kj, d model / d t_i = -G_i (the spot centre's lever,
         # not the pixel's)
+        A, t = invert(B, s)
+        pred, shaped, factor, ramp, shell, amplitude, weight, xf, G, spot = self._model(support, B, s, A, t, h)
         centres = self.centres[spot]
         px, py = centres[..., 0], centres[..., 1]
         n = px.shape[0]
@@ -449,7 +450,6 @@ class Refiner:
         g = (Jw @ rw.unsqueeze(-1)).squeeze(-1)
         H = H + self.damping * torch.diag_embed(torch.diagonal(H, dim1=1, dim2=2)) + 1e-9 * torch.eye(H.shape[-1], device=px.device)
         d = -torch.linalg.solve(H, g)
-        A, t = invert(B, s)
         return (*invert(A + d[:, :4].reshape(n, 2, 2), t + d[:, 4:6]), (h + d[:, 6:]).clamp(-RAMP_LIMIT, RAMP_LIMIT))
 
     def trial(self, x: torch.Tensor, B: torch.Tensor, s: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

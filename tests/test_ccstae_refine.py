@@ -17,6 +17,12 @@ CENTRE = (48.0, 48.0)
 PEDESTAL = 0.2
 
 
+def _moved(A: torch.Tensor, t: torch.Tensor, pixel: tuple[float, float]) -> tuple[float, float]:
+    """The detector pixel ``(x, y)`` carried by the affine ``A p + t`` of normalised coordinates."""
+    p = A.double() @ torch.tensor([normalised(v, Q) for v in pixel], dtype=torch.float64) + t.double()
+    return tuple((((p + 1) * Q - 1) / 2).tolist())  # normalised -> pixel (align_corners=False)
+
+
 def _spots(amplitudes, gradient: float = 0.0, pedestal: float = PEDESTAL, A: torch.Tensor | None = None, t: torch.Tensor | None = None, radius: float = RADIUS) -> torch.Tensor:
     """Six smooth disks of ``radius`` px on a hexagon of radius 30 px (one 3-fold intensity
     alternation) on a flat ``pedestal``; with ``gradient``, each disk is brighter on its inner side
@@ -31,10 +37,7 @@ def _spots(amplitudes, gradient: float = 0.0, pedestal: float = PEDESTAL, A: tor
         cx, cy = CENTRE[0] + 30 * math.cos(phi), CENTRE[1] + 30 * math.sin(phi)
         ox, oy = CENTRE
         if A is not None:
-            to_pixel = lambda v: ((v + 1) * Q - 1) / 2  # noqa: E731  (normalised -> pixel, align_corners=False)
-            c = A.double() @ torch.tensor([normalised(cx, Q), normalised(cy, Q)], dtype=torch.float64) + t.double()
-            o = A.double() @ torch.tensor([normalised(ox, Q), normalised(oy, Q)], dtype=torch.float64) + t.double()
-            (cx, cy), (ox, oy) = to_pixel(c).tolist(), to_pixel(o).tolist()
+            (cx, cy), (ox, oy) = _moved(A, t, (cx, cy)), _moved(A, t, (ox, oy))
         phi = math.atan2(cy - oy, cx - ox)
         u = ((xx - cx) * math.cos(phi) + (yy - cy) * math.sin(phi)) / radius
         image += amp * (1 - gradient * u) / (1 + np.exp((np.hypot(xx - cx, yy - cy) - radius) / 0.7))
