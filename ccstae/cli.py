@@ -47,12 +47,14 @@ def run_fit(dataset: str, out: str, config: str | None, device: str | None, thre
             "train_patterns_per_s": result.train_patterns_per_s,
             "inference_patterns_per_s": result.inference_patterns_per_s,
             "refine_patterns_per_s": result.refine_patterns_per_s,
+            "base_frame_stretch": list(result.base_frame_stretch),
         },
     )
     checkpoint.unlink(missing_ok=True)
     print(
         f"ccstae: {data.patterns.shape[0]} patterns on {dev}, {result.parameters} parameters, training {result.train_patterns_per_s:.0f} patterns/s, "
-        f"inference {result.inference_patterns_per_s:.0f} patterns/s, refinement {result.refine_patterns_per_s:.0f} patterns/s, final loss {result.history[-1]['loss']:.4g}, total {wall:.1f} s"
+        f"inference {result.inference_patterns_per_s:.0f} patterns/s, refinement {result.refine_patterns_per_s:.0f} patterns/s, final loss {result.history[-1]['loss']:.4g}, total {wall:.1f} s; "
+        f"the reference region against the learned base: principal stretches {result.base_frame_stretch[0]:.4f} / {result.base_frame_stretch[1]:.4f}"
     )
 
 

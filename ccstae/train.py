@@ -38,6 +38,7 @@ from .affine import invert, rotation_angle, warp, wrap_angle
 from .data import PatternSet, encoder_input, gaussian_blur, ring_mask, spot_centres, spot_mask
 from .model import CCSTAE, ENCODER_CHANNELS, AffineLimits, count_parameters
 from .refine import refine
+from .strain import reference_affine
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ class FitResult:
     inference_patterns_per_s: float
     refine_patterns_per_s: float
     parameters: int
+    base_frame_stretch: tuple[float, float]  # principal stretches of the reference region's median encoder transform
 
 
 def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool = True, checkpoint: Path | None = None) -> FitResult:
@@ -209,6 +211,10 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     t0 = time.perf_counter()
     A, t = transforms(model, small, 4 * cfg.batch_size)
     t_infer = time.perf_counter() - t0
+    # where the learned base's frame sits: the base starts as the reference region's mean pattern,
+    # and its scale is free in training (a uniform strain of every pattern is matched by the base's);
+    # at high noise it can drift by several percent (docs/ccstae.md, "the base's frame")
+    frame = np.linalg.svd(reference_affine(A[ref_idx].double().numpy()), compute_uv=False)
     t0 = time.perf_counter()
     if cfg.refine_iterations > 0:
         base = model.bases()[:1, None].detach()
@@ -224,4 +230,5 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
         inference_patterns_per_s=n / t_infer,
         refine_patterns_per_s=n / t_refine if cfg.refine_iterations > 0 else math.nan,
         parameters=count_parameters(model),
+        base_frame_stretch=(float(frame[0]), float(frame[1])),
     )

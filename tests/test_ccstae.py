@@ -2,6 +2,7 @@
 
 import math
 
+import h5py
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -173,6 +174,9 @@ def test_short_fit_beats_the_zero_predictor(tiny_dataset_clean, tmp_path):
         zero = float(np.abs(labels[key][~mask]).mean())
         assert m["mae"][key] < 0.4 * zero, (key, m["mae"][key], zero)
     assert not out.with_name(out.name + ".ckpt").exists()
+    with h5py.File(out) as f:  # noise-free: the learned base stays in the reference region's frame
+        stretch = np.asarray(f.attrs["base_frame_stretch"])
+    assert stretch.shape == (2,) and np.abs(stretch - 1).max() < 0.01, stretch
 
 
 def test_fit_is_deterministic_and_resumes_from_its_checkpoint(tiny_dataset_clean, tmp_path):
