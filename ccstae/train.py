@@ -20,7 +20,7 @@ could walk into a false basin the strain stage's spot masks allow (30 degrees of
 hexagonal lattice's third-order disks fall into its second-order masks).
 
 Then, unless ``refine_iterations`` is 0, each pattern's transform is refined on its own against the
-learned base and spot mask (:mod:`ccstae.refine`, beyond the paper).
+learned base and spot mask, in the base's frame (:mod:`ccstae.refine`, beyond the paper).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from .affine import invert, rotation_angle, warp, wrap_angle
 from .data import PatternSet, encoder_input, gaussian_blur, ring_mask, spot_centres, spot_mask
 from .model import CCSTAE, ENCODER_CHANNELS, AffineLimits, count_parameters
-from .refine import refine
+from .refine import base_frame, refine
 from .strain import reference_affine
 
 
@@ -213,13 +213,15 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     t_infer = time.perf_counter() - t0
     # where the learned base's frame sits: the base starts as the reference region's mean pattern,
     # and its scale is free in training (a uniform strain of every pattern is matched by the base's);
-    # at high noise it can drift by several percent (docs/ccstae.md, "the base's frame")
-    frame = np.linalg.svd(reference_affine(A[ref_idx].double().numpy()), compute_uv=False)
+    # at high noise it can drift by several percent (docs/ccstae.md, "the base's frame"); the
+    # refinement gives the base's disks back the data's size with it (ccstae.refine.base_frame)
+    A_ref = torch.from_numpy(reference_affine(A[ref_idx].double().numpy()))
+    frame = torch.linalg.svdvals(A_ref).tolist()
     t0 = time.perf_counter()
     if cfg.refine_iterations > 0:
         base = model.bases()[:1, None].detach()
         final_mask = spot_mask(spots, ring, cfg.spot_radius_end * data.probe_radius)
-        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=cfg.refine_strain_limit, highpass_sigma=cfg.refine_highpass * data.probe_radius, disk_radius=data.probe_radius)
+        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=cfg.refine_strain_limit, highpass_sigma=cfg.refine_highpass * data.probe_radius, disk_radius=data.probe_radius, frame=base_frame(A_ref).float())
     t_refine = time.perf_counter() - t0
     trained = max(epochs - start_epoch, 1)
     return FitResult(
@@ -230,5 +232,5 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
         inference_patterns_per_s=n / t_infer,
         refine_patterns_per_s=n / t_refine if cfg.refine_iterations > 0 else math.nan,
         parameters=count_parameters(model),
-        base_frame_stretch=(float(frame[0]), float(frame[1])),
+        base_frame_stretch=(frame[0], frame[1]),
     )

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ccstae.affine import compose, invert, normalised, rotation_angle, warp  # noqa: E402
-from ccstae.refine import azimuthal_profiles, diffuse_background, refine, rotation_by_correlation  # noqa: E402
+from ccstae.refine import azimuthal_profiles, base_frame, diffuse_background, refine, rotation_by_correlation  # noqa: E402
 
 Q = 96
 RADIUS = 4.0
@@ -105,6 +105,28 @@ def test_large_disks_move_without_being_strained_and_the_strain_is_not_shrunk():
     A, _ = refine(x, A0, t_true.clone(), base, mask, CENTRE, iterations=10, progress=False, highpass_sigma=radius / 2)
     err = (_stretch(A) - _stretch(A_true)).abs().max().item()
     assert err < 5e-4, err  # (the high-pass's blur reaching the neighbouring disks leaves ~3e-4)
+
+
+def test_a_base_learned_in_a_drifted_frame_lends_its_disks_at_the_datas_size():
+    """A base whose frame drifted in training (everything 3% smaller than the reference region's
+    patterns, its disks too) and disks brighter on their inner side (thick crystals): fitted at the
+    base's size, the disks are pulled (6.9e-3 here); sampled in the base's frame (``V`` from the
+    reference region's affine against the base), they are not (1.2e-3; 0.7e-3 for a base in the
+    data's frame)."""
+    n, radius, scale = 4, 8.0, 0.97
+    A_true = compose(torch.tensor([0.02, -0.02, 0.0, 0.01]), torch.tensor([0.0, 0.015, -0.02, 0.01]), torch.tensor([0.0, 0.0, 0.01, -0.01]), torch.tensor([0.0, 0.5, -1.0, 2.0]))
+    t_true = torch.zeros(n, 2)
+    x = _patterns(A_true, t_true, [[1.0] * 6] * n, radius=radius, gradient=0.3)
+    base = _spots([1.0] * 6, A=scale * torch.eye(2), t=torch.zeros(2), radius=scale * radius, gradient=0.3)
+    mask = (base > 0.45 + PEDESTAL).float()
+    A_ref = torch.eye(2, dtype=torch.float64) / scale  # the unstrained patterns against the base
+    turn = compose(*torch.tensor([[0.02], [-0.01], [0.005], [0.7]], dtype=torch.float64))[0]
+    assert torch.allclose(base_frame(turn), torch.linalg.inv(_stretch(turn[None])[0]), atol=1e-12)  # V of R S is S^-1
+    errors = []
+    for frame in (None, base_frame(A_ref)):
+        A, _ = refine(x, A_true / scale, t_true.clone(), base, mask, CENTRE, iterations=10, progress=False, highpass_sigma=radius / 2, frame=frame)
+        errors.append((_stretch(scale * A) - _stretch(A_true)).abs().max().item())
+    assert errors[1] < 2e-3 and errors[0] > 3 * errors[1], errors
 
 
 def test_rotation_guard_leaves_a_false_basin():
