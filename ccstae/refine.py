@@ -10,8 +10,9 @@ the base rigidly:
 - **the spots move, they are not strained** (since 2026-12-01's sixth session): the affine ``(A, t)``
   (the inverse of ``(B, s)``) carries each spot's disk centre ``c_k`` (:func:`disk_centres`) to
   ``p_k = A c_k + t``, and the spot's content comes along turned by the grain's rotation ``R`` (that
-  of ``B``) but not stretched, ``model(p) = base(c_k + R (p - p_k))``. The disks of a diffraction
-  pattern keep their size when the lattice strains (their radius is the convergence angle), and the
+  of ``B``) but not stretched, ``model(p) = base(c_k + R (p - p_k))`` (``V R`` in place of ``R``:
+  the next item). The disks of a diffraction pattern keep their size when the lattice strains
+  (their radius is the convergence angle), and the
   training's whole-pattern warp, the paper's, stretches them with the lattice. Fitted with that warp,
   a disk's outer edge (lever ``|g| + r``) and inner edge (``|g| - r``) pull the scale to
   ``1 - delta |g|^2 / (|g|^2 + r^2)`` for a true ``1 - delta``: every strain relative to the base
