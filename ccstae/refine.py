@@ -134,6 +134,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.ndimage as ndi
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .affine import invert, normalised, rotation, rotation_angle, sample_at, sample_points, warp, wrap_angle
@@ -318,6 +319,23 @@ def highpass(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return images - gaussian_blur(images, sigma) if sigma > 0 else images
 
 
+def upsample_spectrum(image: torch.Tensor, factor: int) -> torch.Tensor:
+    """``image (1, C, Q, Q)`` on a grid ``factor`` times finer, ``(1, C, factor Q, factor Q)``, by
+    zero-padding its spectrum: exact for a band-limited periodic image. The grids share the
+    normalised coordinates of ``grid_sample(align_corners=False)``: fine pixel ``j`` sits at coarse
+    pixel ``j / factor + (1 / factor - 1) / 2``."""
+    size = image.shape[-1]
+    fine = factor * size
+    spectrum = torch.fft.fftshift(torch.fft.fft2(image.double()), dim=(-2, -1))
+    padded = torch.zeros(image.shape[:-2] + (fine, fine), dtype=spectrum.dtype, device=image.device)
+    start = (fine - size) // 2
+    padded[..., start : start + size, start : start + size] = spectrum
+    frequency = torch.fft.fftshift(torch.fft.fftfreq(fine, device=image.device, dtype=torch.float64))  # cycles per fine pixel
+    phase = torch.exp(2j * math.pi * frequency * (1 - factor) / 2)  # the half-pixel offset of the grids
+    padded = padded * phase[:, None] * phase[None, :]
+    return (torch.fft.ifft2(torch.fft.ifftshift(padded, dim=(-2, -1))).real * factor**2).to(image.dtype)
+
+
 def base_frame(A_ref: torch.Tensor) -> torch.Tensor:
     """``V`` ``(2, 2)``: the left stretch of ``A_ref^-1`` (``A_ref^-1 = V R``), ``A_ref`` the reference
     region's affine against the base (:func:`ccstae.strain.reference_affine` of the encoder's
@@ -348,6 +366,7 @@ MIN_AMPLITUDE = 0.1  # a spot's fitted amplitude is kept within [0.1, 10] times 
 RAMP_LIMIT = 0.5  # a shell's fitted radial gradient, as a fraction of the spots' intensity at their edges
 TRIAL_ITERATIONS = 3  # Gauss-Newton steps from each start point before the better one is kept
 SETTLED_MARGIN = 1  # pixels around the warped mask evaluated after the trial steps (they move it by less)
+REBUILT_UPSAMPLE = 2  # the rebuilt base's sampling grid, times finer than the patterns' (refine(..., rebuild=True))
 
 
 class Refiner:
@@ -359,14 +378,18 @@ class Refiner:
     covers a small part of the pattern.
     """
 
-    def __init__(self, base: torch.Tensor, mask: torch.Tensor, background: torch.Tensor | None = None, centre: tuple[float, float] | None = None, damping: float = 0.1, margin: int = 3, disk_radius: float | None = None, frame: torch.Tensor | None = None):
+    def __init__(self, base: torch.Tensor, mask: torch.Tensor, background: torch.Tensor | None = None, centre: tuple[float, float] | None = None, damping: float = 0.1, margin: int = 3, disk_radius: float | None = None, frame: torch.Tensor | None = None, upsample: int = 1):
         """``background``: the diffuse background's shape in the patterns' frame ``(1, 1, Q, Q)``,
         fitted with one non-negative level per pattern; None: no background term. ``centre``: the
         pattern centre (pixels); with it, each shell of spots gets a radial intensity gradient
         across its disks (:func:`spot_ramps`); None: no gradient. ``disk_radius``: the disks'
         radius (pixels) for finding their centres in the base (:func:`disk_centres`); None: the
         radius of the mask's spots (from their mean area). ``frame``: the base's :func:`base_frame`
-        ``V`` ``(2, 2)``, each spot sampled at ``c_k + V R (p - p_k)``; None: the identity."""
+        ``V`` ``(2, 2)``, each spot sampled at ``c_k + V R (p - p_k)``; None: the identity.
+        ``upsample``: the base is sampled bilinearly on a grid this many times finer, made by
+        :func:`upsample_spectrum` (its gradient taken there, the mask and ramps interpolated
+        bilinearly), so that the model's interpolation smooths it about equally at every sub-pixel
+        phase; 1: the base's own grid."""
         self.base = base
         self.frame = torch.eye(2, device=base.device) if frame is None else frame.to(base.device, torch.float32)
         self.background = None if background is None else background.reshape(-1)
@@ -385,6 +408,11 @@ class Refiner:
         # the images sampled bilinearly at every step, as channels of one: base, mask, the base's
         # gradient along x and y, and (with gradients) the spots' radial ramp
         fields = [base, mask, gradients] + ([] if ramp is None else [ramp[None, None]])
+        if upsample > 1:
+            fine = upsample_spectrum(base, upsample)
+            gx, gy = torch.gradient(fine[0, 0])
+            weights = F.interpolate(torch.cat(fields[1:2] + fields[3:], 1), scale_factor=upsample, mode="bilinear", align_corners=False)
+            fields = [fine, weights[:, :1], torch.stack([gx, gy])[None] * (upsample * size / 2), weights[:, 1:]]
         self.fields = torch.cat(fields, 1)
         c = normalised(torch.arange(size, device=base.device, dtype=torch.float32), size)
         self.coordinates = torch.stack(torch.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
@@ -498,6 +526,16 @@ def apart(B1: torch.Tensor, B2: torch.Tensor, symmetry: float) -> torch.Tensor:
     return wrap_angle(rotation_angle(B1) - rotation_angle(B2), symmetry)
 
 
+def rebuilt_base(patterns: torch.Tensor, A: torch.Tensor, t: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """The mean of every pattern warped into the base's frame by its transform ``(A, t)``,
+    ``(1, 1, Q, Q)``: a base from all ``N`` patterns, with ``1 / N`` of one pattern's noise
+    variance (the learned base keeps more: it moves little from its start in a few epochs)."""
+    total = torch.zeros_like(patterns[:1])
+    for i in range(0, patterns.shape[0], batch_size):
+        total += warp(patterns[i : i + batch_size], A[i : i + batch_size], t[i : i + batch_size]).sum(0, keepdim=True)
+    return total / patterns.shape[0]
+
+
 def refine(
     patterns: torch.Tensor,
     A: torch.Tensor,
@@ -514,6 +552,7 @@ def refine(
     highpass_sigma: float = 0.0,
     disk_radius: float | None = None,
     frame: torch.Tensor | None = None,
+    rebuild: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Refined ``(A, t)`` for every pattern (``patterns (N, 1, Q, Q)``, ``A (N, 2, 2)``, ``t (N, 2)``).
 
@@ -523,7 +562,24 @@ def refine(
     beyond it is a false basin (see the module docstring). ``highpass_sigma``
     (pixels): the patterns and the base are fitted less their Gaussian blur of this width
     (:func:`highpass`; 0: as they are). ``disk_radius`` (pixels, the probe's) and ``frame`` (the
-    base's :func:`base_frame`; None: the identity): see :class:`Refiner`."""
+    base's :func:`base_frame`; None: the identity): see :class:`Refiner`. With ``rebuild``, a
+    second round follows, from the same start: the base rebuilt from every pattern by the first
+    round's transforms (:func:`rebuilt_base`) and sampled on a grid twice as fine (the module
+    docstring)."""
+    rounds = 2 if rebuild else 1
+    batches = range(0, patterns.shape[0], batch_size)
+    bar = tqdm(total=2 * rounds * len(batches), desc="ccstae refine", unit="batch", disable=not progress)
+    options = dict(batch_size=batch_size, bar=bar, background=background, strain_limit=strain_limit, gradients=gradients, highpass_sigma=highpass_sigma, disk_radius=disk_radius, frame=frame)
+    A_out, t_out = _refine_round(patterns, A, t, base, mask, centre, iterations, upsample=1, **options)
+    if rebuild:
+        A_out, t_out = _refine_round(patterns, A, t, rebuilt_base(patterns, A_out, t_out, batch_size), mask, centre, iterations, upsample=REBUILT_UPSAMPLE, **options)
+    bar.close()
+    return A_out, t_out
+
+
+def _refine_round(patterns, A, t, base, mask, centre, iterations, batch_size, bar, background, strain_limit, gradients, highpass_sigma, disk_radius, frame, upsample):
+    """One round of :func:`refine` from the start ``(A, t)`` against ``base`` sampled on a grid
+    ``upsample`` times finer (:class:`Refiner`)."""
     size = base.shape[-1]
     xx, yy = torch.meshgrid(torch.arange(size, device=base.device), torch.arange(size, device=base.device), indexing="ij")
     radius = torch.hypot(xx - centre[0], yy - centre[1])
@@ -532,7 +588,7 @@ def refine(
     B_start, s_start = invert(A, t)
     base = highpass(base, highpass_sigma)
     diffuse = highpass(diffuse_background(patterns, B_start, s_start, mask, radius, batch_size=batch_size), highpass_sigma) if background else None
-    refiner = Refiner(base if diffuse is None else base - diffuse, mask, diffuse, centre if gradients else None, disk_radius=disk_radius, frame=frame)
+    refiner = Refiner(base if diffuse is None else base - diffuse, mask, diffuse, centre if gradients else None, disk_radius=disk_radius, frame=frame, upsample=upsample)
     base_profile = azimuthal_profiles(refiner.base, centre, radii)[0]
     symmetry = profile_symmetry(base_profile)
     centre_n = torch.tensor([normalised(c, size) for c in centre], device=base.device).unsqueeze(-1)
@@ -540,7 +596,6 @@ def refine(
     h_all = torch.zeros(patterns.shape[0], refiner.shells, device=base.device)
     trial = min(TRIAL_ITERATIONS, iterations)
     batches = range(0, patterns.shape[0], batch_size)
-    bar = tqdm(total=2 * len(batches), desc="ccstae refine", unit="batch", disable=not progress)
     # pass 1: the trial steps from the encoder's start, and the rotation guard
     for i in batches:
         x = highpass(patterns[i : i + batch_size], highpass_sigma)
@@ -568,7 +623,7 @@ def refine(
     # false basin (which the guard has now corrected) puts its disks into the background
     if diffuse is not None and iterations > trial:
         diffuse = highpass(diffuse_background(patterns, B_all, s_all, mask, radius, batch_size=batch_size), highpass_sigma)
-        refiner = Refiner(base - diffuse, mask, diffuse, centre if gradients else None, disk_radius=disk_radius, frame=frame)
+        refiner = Refiner(base - diffuse, mask, diffuse, centre if gradients else None, disk_radius=disk_radius, frame=frame, upsample=upsample)
     # pass 2: the remaining steps, then the strain guard
     A_out, t_out = torch.empty_like(A), torch.empty_like(t)
     for i in batches:
@@ -582,5 +637,4 @@ def refine(
         s = torch.where(kept[:, None], s, s_start[i : i + batch_size])
         A_out[i : i + batch_size], t_out[i : i + batch_size] = invert(B, s)
         bar.update()
-    bar.close()
     return A_out, t_out

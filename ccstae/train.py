@@ -67,6 +67,7 @@ class FitConfig:
     refine_background: bool = False  # fit a diffuse radial background in the refinement (ccstae.refine)
     refine_gradients: bool = True  # fit a radial intensity gradient across each shell's disks (ccstae.refine)
     refine_strain_limit: float = 0.1  # a refined transform's largest principal strain relative to the base (ccstae.refine)
+    refine_rebuild: bool = True  # a second refinement round against a base rebuilt from every pattern, sampled 2x finer (ccstae.refine)
     seed: int = 0
 
     def __post_init__(self):
@@ -221,7 +222,7 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     if cfg.refine_iterations > 0:
         base = model.bases()[:1, None].detach()
         final_mask = spot_mask(spots, ring, cfg.spot_radius_end * data.probe_radius)
-        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=cfg.refine_strain_limit, highpass_sigma=cfg.refine_highpass * data.probe_radius, disk_radius=data.probe_radius, frame=base_frame(A_ref).float())
+        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=cfg.refine_strain_limit, highpass_sigma=cfg.refine_highpass * data.probe_radius, disk_radius=data.probe_radius, frame=base_frame(A_ref).float(), rebuild=cfg.refine_rebuild)
     t_refine = time.perf_counter() - t0
     trained = max(epochs - start_epoch, 1)
     return FitResult(

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ccstae.affine import compose, invert, normalised, rotation_angle, warp  # noqa: E402
-from ccstae.refine import azimuthal_profiles, base_frame, diffuse_background, refine, rotation_by_correlation  # noqa: E402
+from ccstae.refine import azimuthal_profiles, base_frame, diffuse_background, refine, rotation_by_correlation, upsample_spectrum  # noqa: E402
 
 Q = 96
 RADIUS = 4.0
@@ -127,6 +127,41 @@ def test_a_base_learned_in_a_drifted_frame_lends_its_disks_at_the_datas_size():
         A, _ = refine(x, A_true / scale, t_true.clone(), base, mask, CENTRE, iterations=10, progress=False, highpass_sigma=radius / 2, frame=frame)
         errors.append((_stretch(scale * A) - _stretch(A_true)).abs().max().item())
     assert errors[1] < 2e-3 and errors[0] > 3 * errors[1], errors
+
+
+def test_spectrum_upsampling_is_exact_for_a_band_limited_image():
+    """Fine pixel ``j`` of a factor-``u`` grid sits at coarse pixel ``j / u + (1 / u - 1) / 2`` (the
+    normalised coordinates of ``grid_sample(align_corners=False)``)."""
+    size = 32
+    def wave(x, y):
+        return torch.cos(2 * math.pi * 3 / size * x + 0.3) * torch.cos(2 * math.pi * 5 / size * y - 0.5)
+    coarse = torch.arange(size, dtype=torch.float64)
+    image = wave(coarse[:, None], coarse[None, :])[None, None].float()
+    for factor in (2, 4):
+        fine = torch.arange(factor * size, dtype=torch.float64) / factor + (1 / factor - 1) / 2
+        expected = wave(fine[:, None], fine[None, :]).float()
+        assert (upsample_spectrum(image, factor)[0, 0] - expected).abs().max() < 1e-5
+
+
+def test_a_base_rebuilt_from_every_pattern_removes_the_learned_bases_noise():
+    """A base with noise (as one learned at high noise from few patterns keeps) biases the fit:
+    the second round, against the base rebuilt from the patterns by the first round's transforms
+    and sampled on a grid twice as fine, recovers the affines five times better (1.8e-2 -> 3.6e-3
+    here)."""
+    torch.manual_seed(0)
+    n = 16
+    strain = 0.02 * (torch.rand(n, 3) - 0.5)
+    angle = torch.rand(n) * 0.2 - 0.1
+    A_true = compose(strain[:, 0], strain[:, 1], strain[:, 2], angle)
+    t_true = 0.01 * (torch.rand(n, 2) - 0.5)
+    x = _patterns(A_true, t_true, [[1.0] * 6] * n)
+    base = _spots([1.0] * 6)
+    noisy = base + 0.1 * torch.randn_like(base)
+    errors = []
+    for rebuild in (False, True):
+        A, _ = refine(x, A_true.clone(), t_true.clone(), noisy, _mask(), CENTRE, iterations=10, progress=False, highpass_sigma=RADIUS / 2, rebuild=rebuild)
+        errors.append((_stretch(A) - _stretch(A_true)).abs().max().item())
+    assert errors[1] < 5e-3 and errors[0] > 3 * errors[1], errors
 
 
 def test_rotation_guard_leaves_a_false_basin():
