@@ -417,8 +417,6 @@ class Refiner:
         self.margin = margin
         self.damping = damping
         size = base.shape[-1]
-        gx, gy = torch.gradient(base[0, 0])
-        gradients = torch.stack([gx, gy])[None] * (size / 2)  # per normalised unit
         self.labels, self.spots = spot_labels(mask)
         if centre is None:
             ramp, self.shell, self.shells = None, None, 0
@@ -426,14 +424,15 @@ class Refiner:
             ramp, self.shell = spot_ramps(self.labels, self.spots, centre)
             self.shells = int(self.shell.max()) + 1
         # the images sampled bilinearly at every step, as channels of one: base, mask, the base's
-        # gradient along x and y, and (with gradients) the spots' radial ramp
-        fields = [base, mask, gradients] + ([] if ramp is None else [ramp[None, None]])
+        # gradient along x and y (taken on the sampled grid), and (with gradients) the spots'
+        # radial ramp; the mask and ramp interpolated onto a finer grid, the base from its spectrum
+        sampled = upsample_spectrum(base, upsample) if upsample > 1 else base
+        gx, gy = torch.gradient(sampled[0, 0])
+        gradients = torch.stack([gx, gy])[None] * (sampled.shape[-1] / 2)  # per normalised unit
+        weights = torch.cat([mask] + ([] if ramp is None else [ramp[None, None]]), 1)
         if upsample > 1:
-            fine = upsample_spectrum(base, upsample)
-            gx, gy = torch.gradient(fine[0, 0])
-            weights = F.interpolate(torch.cat(fields[1:2] + fields[3:], 1), scale_factor=upsample, mode="bilinear", align_corners=False)
-            fields = [fine, weights[:, :1], torch.stack([gx, gy])[None] * (upsample * size / 2), weights[:, 1:]]
-        self.fields = torch.cat(fields, 1)
+            weights = F.interpolate(weights, scale_factor=upsample, mode="bilinear", align_corners=False)
+        self.fields = torch.cat([sampled, weights[:, :1], gradients, weights[:, 1:]], 1)
         c = normalised(torch.arange(size, device=base.device, dtype=torch.float32), size)
         self.coordinates = torch.stack(torch.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
         # each spot's disk centre in the base (normalised (x, y); row 0: outside every spot)

@@ -65,13 +65,20 @@ def _patterns(A_true, t_true, amplitudes, **options):
     return torch.cat([_spots(a, A=A, t=t, **options) for a, A, t in zip(amplitudes, A_true, t_true)])
 
 
-def test_refinement_recovers_known_affines_despite_spot_intensities():
+def _random_affines(n: int):
+    """``n`` affines drawn with seed 0: strain and shear within +-1%, rotation within +-0.1 rad,
+    translation within +-0.005; returns the strain ``(n, 3)``, the angle, ``A`` and ``t``."""
     torch.manual_seed(0)
-    n = 8
     strain = 0.02 * (torch.rand(n, 3) - 0.5)
     angle = torch.rand(n) * 0.2 - 0.1
-    A_true = compose(strain[:, 0], strain[:, 1], strain[:, 2], angle)
-    t_true = 0.01 * (torch.rand(n, 2) - 0.5)
+    A = compose(strain[:, 0], strain[:, 1], strain[:, 2], angle)
+    t = 0.01 * (torch.rand(n, 2) - 0.5)
+    return strain, angle, A, t
+
+
+def test_refinement_recovers_known_affines_despite_spot_intensities():
+    n = 8
+    strain, angle, A_true, t_true = _random_affines(n)
     amplitudes = [[1.0, 0.6, 1.0, 0.6, 1.0, 0.6] if i % 2 else [0.7] * 6 for i in range(n)]
     x = _patterns(A_true, t_true, amplitudes)
     base = _spots([0.8] * 6)
@@ -148,12 +155,8 @@ def test_a_base_rebuilt_from_every_pattern_removes_the_learned_bases_noise():
     the second round, against the base rebuilt from the patterns by the first round's transforms
     and sampled on a grid twice as fine, recovers the affines five times better (1.8e-2 -> 3.6e-3
     here)."""
-    torch.manual_seed(0)
     n = 16
-    strain = 0.02 * (torch.rand(n, 3) - 0.5)
-    angle = torch.rand(n) * 0.2 - 0.1
-    A_true = compose(strain[:, 0], strain[:, 1], strain[:, 2], angle)
-    t_true = 0.01 * (torch.rand(n, 2) - 0.5)
+    _, _, A_true, t_true = _random_affines(n)
     x = _patterns(A_true, t_true, [[1.0] * 6] * n)
     base = _spots([1.0] * 6)
     noisy = base + 0.1 * torch.randn_like(base)
