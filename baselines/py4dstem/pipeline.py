@@ -79,9 +79,9 @@ class Parameters:
 # Settings chosen once, for every dataset and noise level (documented in method.yaml).
 MIN_RELATIVE_INTENSITY = 0.1  # of the strongest diffracted disk's correlation peak
 # py4DSTEM's correlation power: 1 is the cross-correlation, 0 the phase correlation, between them
-# the hybrid correlation. A slight whitening weighs the disks' edges above their interiors, whose
-# thickness-dependent contrast pulls a cross-correlation peak (noise-free quick data, development
-# seed: 1.05 / 0.97e-3 -> 0.73 / 0.64e-3 in exx / eyy; 0.8 mislocated whole grains' disks).
+# the hybrid correlation. A slight whitening gives the higher spatial frequencies, the disks'
+# edges, more weight (noise-free quick data, development seed: 1.05 / 0.97e-3 -> 0.73 / 0.64e-3
+# in exx / eyy; 0.8 mislocated whole grains' disks). Used on the conditioned patterns only.
 CORR_POWER = 0.95
 SIGMA_CC = 2.0  # px, smoothing of the correlation map
 UPSAMPLE = 16
@@ -211,7 +211,11 @@ def derive_parameters(reader: DatasetReader) -> Parameters:
     r, x0, y0 = get_probe_size(reader.probe)
     kernel = _kernel(reader.probe, (r, 2 * r), (x0, y0))  # for the mean pattern: g1 not known yet
     mean = _mean_pattern(reader, reader.reference_mask)
-    peaks = _find_disks(mean[None, None], kernel, detection_kwargs(r, int(np.ceil(r))))[0][0]
+    # the mean pattern keeps its direct beam at full strength, which the hybrid correlation cannot
+    # take (it found first-order disks 2.5 px off beside a raw beam, and on one quick dataset
+    # missed some, making a wrong basis): it is searched with the plain cross-correlation
+    mean_kwargs = dict(detection_kwargs(r, int(np.ceil(r))), corrPower=1.0)
+    peaks = _find_disks(mean[None, None], kernel, mean_kwargs)[0][0]
     if peaks.shape[0] < 3:
         raise ValueError(f"only {peaks.shape[0]} disks found in the reference region's mean pattern")
     peaks = peaks[np.argsort(-peaks[:, 2])]
