@@ -185,6 +185,20 @@ def _find_disks(patterns: np.ndarray, kernel: np.ndarray, kwargs: dict) -> list:
     return out
 
 
+def detection_correlation_heights(pattern: np.ndarray, kernel: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Heights of ``pattern``'s correlation peaks at ``positions`` ``(n, 2)`` (qx, qy in pixels),
+    read in the detection's own correlation map: ``kernel`` with :data:`CORR_POWER` (py4DSTEM's
+    ``get_cross_correlation``), smoothed by :data:`SIGMA_CC`; the largest value within one pixel of
+    each position. Used to measure peaks found by another correlation in the units the detection
+    thresholds and compares."""
+    from py4DSTEM.process.utils.cross_correlate import get_cross_correlation
+    from scipy.ndimage import gaussian_filter, maximum_filter
+
+    cc = maximum_filter(gaussian_filter(get_cross_correlation(pattern, kernel, CORR_POWER), SIGMA_CC), size=3)
+    ix = np.round(positions).astype(int)
+    return cc[ix[:, 0], ix[:, 1]]
+
+
 def lattice_symmetry_deg(basis: np.ndarray) -> float:
     """In-plane rotational symmetry of the lattice spanned by ``basis``: 60, 90 or 180 degrees."""
     for sym in (60.0, 90.0):
@@ -225,10 +239,13 @@ def derive_parameters(reader: DatasetReader) -> Parameters:
     basis = reduced_basis(vectors)
     g1 = float(np.linalg.norm(basis[:, 0]))
     gap = g1 - 2 * r  # between the direct beam's edge and the first-order disks' edges
+    kernel_radii = (float(r), trench_outer_radius(r, g1, SIGMA_CC))
+    # the direct beam (peaks[0]) and the diffracted disks measured in the detection's correlation
+    heights = detection_correlation_heights(mean, _kernel(reader.probe, kernel_radii, (x0, y0)), peaks[:, :2])
     return Parameters(
         probe_radius=float(r),
         probe_centre=(float(x0), float(y0)),
-        kernel_radii=(float(r), trench_outer_radius(r, g1, SIGMA_CC)),
+        kernel_radii=kernel_radii,
         g1_length=g1,
         symmetry_deg=lattice_symmetry_deg(basis),
         reference_basis=tuple(map(tuple, basis.T.tolist())),
@@ -244,9 +261,10 @@ def derive_parameters(reader: DatasetReader) -> Parameters:
         min_num_peaks=MIN_NUM_PEAKS,
         orientation_bin_deg=ORIENTATION_BIN_DEG,
         # the direct beam's correlation peak brought down to DIRECT_BEAM_HEADROOM times the
-        # strongest diffracted disk's (it stays the strongest peak, for measure_origin)
-        # (none where the first-order disks touch the direct beam: no annulus between them)
-        direct_beam_attenuation=float(min(1.0, DIRECT_BEAM_HEADROOM * peaks[1, 2] / peaks[0, 2])) if gap > 0 else 1.0,
+        # strongest diffracted disk's, in the detection's correlation (it stays the strongest
+        # peak, for measure_origin); none where the first-order disks touch the direct beam (no
+        # annulus between them)
+        direct_beam_attenuation=float(min(1.0, DIRECT_BEAM_HEADROOM * heights[1:].max() / heights[0])) if gap > 0 else 1.0,
         attenuation_radii=(float(r + gap / 3), float(r + 2 * gap / 3)),
     )
 
