@@ -1,4 +1,9 @@
-"""``ccstae fit --dataset d.h5 --out strain.h5 [--config c.yaml] [--device cpu|cuda]``."""
+"""``ccstae fit --dataset d.h5 --out strain.h5 [--config c.yaml] [--device cpu|cuda]``.
+
+On the CPU the fit runs the number of threads its settings name (``threads`` in
+:class:`ccstae.train.FitConfig`, default 2), whatever the cores given: the result depends on the
+settings and the dataset only, not on the machine's load or Snakemake's ``--cores``.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from strainbench.io import ContractError, write_strain
+from strainbench.io import STRAIN_FORMAT, ContractError, check_output_path, write_strain
 
 from . import __version__
+from .train import FitConfig, fit
 
 
 def choose_device(requested: str | None) -> torch.device:
@@ -25,18 +31,30 @@ def choose_device(requested: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def run_fit(dataset: str, out: str, config: str | None, device: str | None, threads: int, progress: bool) -> None:
+def read_fit_config(path: str | None) -> FitConfig:
+    """The fit's settings: the defaults, overridden by the YAML file ``path`` (ValueError naming it)."""
+    if not path:
+        return FitConfig()
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(values, dict):
+            raise ValueError("it must be a mapping of FitConfig fields to values")
+        return FitConfig.from_dict(values)
+    except (OSError, yaml.YAMLError, ValueError, TypeError) as err:
+        raise ValueError(f"{path}: not a usable ccstae config: {err}") from None
+
+
+def run_fit(dataset: str, out: str, config: str | None, device: str | None, progress: bool) -> None:
+    from .checkpoint import checkpoint_path
     from .data import load_patterns
     from .strain import strain_maps
-    from .train import FitConfig, fit
 
     t0 = time.perf_counter()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    cfg = FitConfig.from_dict(yaml.safe_load(Path(config).read_text()) or {}) if config else FitConfig()
+    check_output_path(out, inputs=[dataset] + ([config] if config else []), replaces=STRAIN_FORMAT)
+    cfg = read_fit_config(config)
     dev = choose_device(device)
     data = load_patterns(dataset)
-    checkpoint = Path(out).with_name(Path(out).name + ".ckpt")
+    checkpoint = checkpoint_path(out)
     result = fit(data, cfg, dev, progress=progress, checkpoint=checkpoint)
     maps = strain_maps(result.A, data.scan_shape, data.reference_mask)
     wall = time.perf_counter() - t0
@@ -67,11 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--config", help="YAML of ccstae.train.FitConfig fields to override (default: its defaults)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     p.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
-        run_fit(args.dataset, args.out, args.config, args.device, args.threads, not args.no_progress)
+        run_fit(args.dataset, args.out, args.config, args.device, not args.no_progress)
     except (ContractError, ValueError, FloatingPointError) as err:
         print(f"ccstae: error: {err}", file=sys.stderr)
         return 2

@@ -11,13 +11,14 @@ the transform is a plain square root). Everything the model needs about the geom
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from strainbench.io import DatasetReader
+from strainbench.io import ContractError, DatasetReader
 
 
 @dataclass
@@ -30,6 +31,8 @@ class PatternSet:
     scan_shape : (Rx, Ry); pattern ``i`` is scan position ``divmod(i, Ry)``
     reference_mask : bool (Rx, Ry)
     probe_radius : pixels; probe_centre : (x, y) pixels
+    fingerprint : BLAKE2b hex digest of the datacube, probe and reference mask as stored (the
+        dataset's content, whatever its file name; binds a checkpoint to its dataset)
     """
 
     patterns: torch.Tensor
@@ -37,6 +40,7 @@ class PatternSet:
     reference_mask: np.ndarray
     probe_radius: float
     probe_centre: tuple[float, float]
+    fingerprint: str = ""
 
 
 def preprocess(block: np.ndarray, gain: float) -> np.ndarray:
@@ -46,12 +50,14 @@ def preprocess(block: np.ndarray, gain: float) -> np.ndarray:
     return np.sqrt((counts + 0.375) / np.maximum(mean, 1e-12)).astype(np.float32)
 
 
-def estimate_gain(block: np.ndarray) -> float:
-    """Intensity of one count: the smallest positive intensity of ``block``."""
-    positive = block[block > 0]
-    if positive.size == 0:
-        raise ValueError("the first patterns of the dataset are all zero")
-    return float(positive.min())
+def estimate_gain(reader: DatasetReader, rows_per_block: int = 8) -> float:
+    """Intensity of one count: the smallest positive intensity of the first block of scan rows
+    that holds any (ContractError naming the file if every pattern is zero)."""
+    for _, block in reader.iter_blocks(rows_per_block):
+        positive = block[block > 0]
+        if positive.size:
+            return float(positive.min())
+    raise ContractError(reader.path, "every pattern of the datacube is zero")
 
 
 def probe_geometry(probe: np.ndarray) -> tuple[float, tuple[float, float]]:
@@ -91,12 +97,16 @@ def load_patterns(path: str) -> PatternSet:
         Rx, Ry = reader.scan_shape
         Q = reader.pattern_shape
         out = np.empty((Rx * Ry, 1) + Q, dtype=np.float32)
-        gain = estimate_gain(reader.read_rows(0, min(8, Rx)))
+        gain = estimate_gain(reader)
+        digest = hashlib.blake2b(digest_size=16)
+        for part in (np.asarray(reader.scan_shape + Q), reader.probe, reader.reference_mask):
+            digest.update(np.ascontiguousarray(part).tobytes())
         for r0, block in reader.iter_blocks(8):
+            digest.update(np.ascontiguousarray(block).tobytes())
             rows = block.shape[0]
             out[r0 * Ry : (r0 + rows) * Ry, 0] = preprocess(block.reshape((-1,) + Q), gain)
         radius, centre = probe_geometry(reader.probe)
-        return PatternSet(torch.from_numpy(out), (Rx, Ry), reader.reference_mask.copy(), radius, centre)
+        return PatternSet(torch.from_numpy(out), (Rx, Ry), reader.reference_mask.copy(), radius, centre, digest.hexdigest())
 
 
 def radial_grid(size: int, centre: tuple[float, float]) -> torch.Tensor:

@@ -34,7 +34,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import __version__
 from .affine import invert, rotation_angle, warp, wrap_angle
+from .checkpoint import load_checkpoint, save_checkpoint
 from .data import PatternSet, encoder_input, gaussian_blur, ring_mask, spot_centres, spot_mask
 from .model import CCSTAE, ENCODER_CHANNELS, AffineLimits, count_parameters
 from .refine import base_frame, refine
@@ -69,12 +71,15 @@ class FitConfig:
     refine_strain_limit: float = 0.1  # a refined transform's largest principal strain relative to the base (ccstae.refine)
     refine_rebuild: bool = True  # a second refinement round against a base rebuilt from every pattern, sampled 2x finer (ccstae.refine)
     seed: int = 0
+    threads: int = 2  # PyTorch's CPU threads: the order of its floating-point sums, so the result, depends on it
 
     def __post_init__(self):
         if self.refine_highpass < 0:
             raise ValueError(f"refine_highpass must be >= 0 probe radii (0: off), got {self.refine_highpass}")
         if self.refine_strain_limit <= 0:
             raise ValueError(f"refine_strain_limit must be > 0, got {self.refine_strain_limit}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "FitConfig":
@@ -138,7 +143,13 @@ class FitResult:
 
 
 def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool = True, checkpoint: Path | None = None) -> FitResult:
-    """Train on every pattern of ``data`` and return each pattern's affine transform."""
+    """Train on every pattern of ``data`` and return each pattern's affine transform.
+
+    ``checkpoint``: a file saved after every epoch and resumed from if it belongs to this fit
+    (:mod:`ccstae.checkpoint`). On the CPU, PyTorch runs ``cfg.threads`` threads.
+    """
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     size = data.patterns.shape[-1]
@@ -158,13 +169,13 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     opt = torch.optim.Adam([{"params": net_params, "lr": cfg.learning_rate}, {"params": [model.base_logits], "lr": cfg.base_learning_rate}])
     epochs = cfg.rotation_epochs + cfg.strain_epochs
     start_epoch, history, anchor = 0, [], None
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["config"] == asdict(cfg):
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            gen.set_state(state["generator"])
-            start_epoch, history, anchor = state["epoch"], state["history"], state.get("anchor")
+    binding = {"dataset": data.fingerprint, "config": asdict(cfg), "device": device.type, "version": __version__}
+    state = load_checkpoint(checkpoint, binding, device) if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        start_epoch, history, anchor = state["epoch"], state["history"], state["anchor"]
     n = patterns.shape[0]
     bar = tqdm(range(start_epoch, epochs), desc="ccstae fit", unit="epoch", disable=not progress, initial=start_epoch, total=epochs)
     t_train = 0.0
@@ -205,9 +216,9 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
         history.append({"epoch": epoch, "stage": "rotation" if rotation_stage else "strain", **sums, "patterns_per_s": n / dt})
         bar.set_postfix(loss=f"{sums['loss']:.4g}", stage=history[-1]["stage"], pps=f"{n / dt:.0f}")
         if checkpoint is not None:
-            torch.save(
-                {"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch + 1, "history": history, "anchor": anchor},
-                checkpoint,
+            save_checkpoint(
+                checkpoint, binding,
+                {"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch + 1, "history": history, "anchor": anchor},
             )
     t0 = time.perf_counter()
     A, t = transforms(model, small, 4 * cfg.batch_size)

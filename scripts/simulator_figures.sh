@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Regenerate the simulator figures committed under results/simulator/ (README, "The simulator").
+# Regenerate the simulator figures committed under results/reference/simulator/ (README, "The simulator").
 # Usage: bash scripts/simulator_figures.sh   (about 1 minute on two cores)
 set -euo pipefail
-out=results/simulator
+out=results/reference/simulator
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from . import __version__
 from .config import ConfigError, load_config
-from .io.errors import ContractError
+from .io import DATASET_FORMAT, ContractError, check_output_path
 
 
 def _cmd_clean(args: argparse.Namespace) -> None:
-    from .simulate import simulate_clean, write_clean
+    from .simulate import CLEAN_FORMAT, simulate_clean, write_clean
 
+    check_output_path(args.out, inputs=[args.config], replaces=CLEAN_FORMAT)
     cfg = load_config(args.config)
     write_clean(args.out, simulate_clean(cfg, args.seed, progress=not args.no_progress))
 
@@ -22,6 +23,7 @@ def _cmd_clean(args: argparse.Namespace) -> None:
 def _cmd_import(args: argparse.Namespace) -> None:
     from .importer import import_dataset
 
+    check_output_path(args.out, inputs=[p for p in (args.input, args.reference_mask, args.probe) if p], replaces=DATASET_FORMAT)
     summary = import_dataset(
         args.input, args.out, key=args.key, axes=args.axes, scan_shape=args.scan_shape, reference_region=args.reference_region,
         reference_mask=args.reference_mask, crop=args.crop, binning=args.bin, probe=args.probe, probe_region=args.probe_region,
@@ -30,8 +32,11 @@ def _cmd_import(args: argparse.Namespace) -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
-    from .simulate import read_clean, simulate_clean, write_clean, write_noisy_dataset
+    from .simulate import CLEAN_FORMAT, read_clean, simulate_clean, write_clean, write_noisy_dataset
 
+    check_output_path(args.out, inputs=[p for p in (args.config, args.clean) if p], replaces=DATASET_FORMAT)
+    if args.clean is not None and not Path(args.clean).exists():
+        check_output_path(args.clean, inputs=[args.config, args.out], replaces=CLEAN_FORMAT)
     cfg = load_config(args.config)
     if args.clean is not None and Path(args.clean).exists():
         clean = read_clean(args.clean)
@@ -55,13 +60,16 @@ def _cmd_validate(args: argparse.Namespace) -> None:
             print(f"{path}: valid strain file, scan {maps.shape}, method {maps.attrs['method']}")
         else:
             info = validate_dataset(path)
-            print(f"{path}: valid dataset, scan {info.scan_shape}, patterns {info.pattern_shape}, labels: {info.has_labels}")
+            note = f"; {info.empty_patterns} pattern(s) are zero everywhere" if info.empty_patterns else ""
+            print(f"{path}: valid dataset, scan {info.scan_shape}, patterns {info.pattern_shape}, labels: {info.has_labels}{note}")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .io.atomic import atomic_path
     from .metrics import evaluate, grain_table
 
+    if args.out:
+        check_output_path(args.out, inputs=[args.dataset, args.strain])
     result = evaluate(args.dataset, args.strain)
     text = json.dumps(result, indent=2)
     if args.out:
@@ -77,6 +85,7 @@ def _cmd_bound(args: argparse.Namespace) -> None:
     from .bound import dataset_bound
     from .io.atomic import atomic_path
 
+    check_output_path(args.out, inputs=[args.dataset, args.clean])
     text = json.dumps(dataset_bound(args.dataset, args.clean), indent=2)
     with atomic_path(args.out) as tmp:
         tmp.write_text(text + "\n")
@@ -102,8 +111,9 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
 
 def _cmd_failures(args: argparse.Namespace) -> None:
-    from .table import write_failures
+    from .failures import write_failures
 
+    check_output_path(args.out, inputs=[*args.metrics, *args.logs])
     print(f"{write_failures(args.metrics, args.logs, args.out)} failed cell(s)")
 
 
@@ -155,10 +165,10 @@ def _cmd_bias(args: argparse.Namespace) -> None:
         print(f"{r['setting']:<36} {r['fit']:<5} {r['mae_exx']:>9.2e} {r['mae_eyy']:>9.2e} {r['mae_exy']:>9.2e}")
 
 
-def _cmd_run_method(args: argparse.Namespace) -> None:
+def _cmd_run_method(args: argparse.Namespace) -> int:
     from .methods import run_method
 
-    run_method(args.method, args.command_template, args.dataset, args.out, args.threads)
+    return run_method(args.method, args.command_template, args.dataset, args.out, args.threads)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("failures", help="an HTML page of every failed fit with its error and log (for the report)")
     p.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files from 'evaluate'")
-    p.add_argument("--logs", required=True, help="the run's logs folder (results/<run>/logs)")
+    p.add_argument("--logs", nargs="+", required=True, help="each metrics file's fit log, in the same order")
     p.add_argument("--out", required=True, help="HTML file")
     p.set_defaults(func=_cmd_failures)
 
@@ -269,11 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except (ContractError, ConfigError, ValueError, FileNotFoundError) as err:
         print(f"strainbench {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

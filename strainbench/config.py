@@ -21,6 +21,17 @@ from .optics import DetectorGeometry
 SCHEMA_FILE = resources.files("strainbench") / "schemas" / "config.schema.yaml"
 
 
+SIMULATION_KEYS = ("run", "scan", "polycrystal", "crystal", "optics", "detector", "engine", "noise")
+"""The parts of a run's config that its datasets depend on (with the seed and the noise level)."""
+
+
+def simulation_config(config: Mapping) -> dict:
+    """The parts of ``config`` that its datasets depend on (:data:`SIMULATION_KEYS`): a config that
+    ``strainbench clean`` and ``simulate`` accept, unchanged when only methods, seeds, noise levels
+    or figures change."""
+    return {k: copy.deepcopy(config[k]) for k in SIMULATION_KEYS if k in config}
+
+
 class ConfigError(ValueError):
     """A configuration does not follow the schema; the message names the file and the key."""
 

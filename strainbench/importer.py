@@ -58,6 +58,7 @@ def transform(block: np.ndarray, crop: tuple[slice, slice] | None, binning: int)
 
 
 MIN_DISK_RADIUS = 3.0  # px: the direct beam's edge is sought beyond it (a central peak lies within)
+MIN_PATTERN_PX = 16  # a side, after crop and binning: room for the direct beam and a first ring of disks
 
 
 def estimate_probe(mean_pattern: np.ndarray) -> np.ndarray:
@@ -83,6 +84,8 @@ def estimate_probe(mean_pattern: np.ndarray) -> np.ndarray:
     profile = np.log(np.maximum(values, smooth.max() * 1e-3))  # floor: empty detector
     slope = np.gradient(ndi.gaussian_filter1d(profile, 1.0), radii)
     beyond = radii >= MIN_DISK_RADIUS
+    if not beyond.any():
+        raise ValueError(f"the direct beam's edge is sought beyond {MIN_DISK_RADIUS} px from its centre, which the {smooth.shape[0]} x {smooth.shape[1]} px mean pattern does not reach; give the probe (--probe or --probe-region)")
     edge = radii[beyond][np.argmin(slope[beyond])]
     plateau = np.median(smooth[(rho <= edge - 1) & (rho >= 0.5 * edge)])
     return np.where(rho <= edge + 2, np.minimum(smooth, plateau), 0.0)
@@ -121,6 +124,8 @@ def import_dataset(
         if binning < 1 or cx % binning or cy % binning:
             raise ContractError(p, f"binning {binning} does not divide the (cropped) detector {cx} x {cy}")
         pattern_shape = (cx // binning, cy // binning)
+        if min(pattern_shape) < MIN_PATTERN_PX:
+            raise ContractError(p, f"patterns of {pattern_shape[0]} x {pattern_shape[1]} px after crop and binning {binning} are too small: at least {MIN_PATTERN_PX} px a side are needed (bin less)")
         mask = _reference(p, (Rx, Ry), reference_region, reference_mask)
         rows_per_block = max(1, int(64e6 // (8 * Ry * Qx * Qy)))
         region = parse_rect(probe_region, "--probe-region") if probe_region else None
@@ -203,4 +208,7 @@ def _probe_from_data(path: Path, vacuum: np.ndarray | None, total: np.ndarray) -
         return vacuum, "mean pattern of the probe region"
     if total.sum() <= 0:
         raise ContractError(path, "every pattern is zero")
-    return estimate_probe(total), "estimated: the direct beam of the mean pattern"
+    try:
+        return estimate_probe(total), "estimated: the direct beam of the mean pattern"
+    except ValueError as err:
+        raise ContractError(path, str(err)) from None

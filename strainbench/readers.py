@@ -189,6 +189,8 @@ def _open_rsciio(p: Path, order: tuple[int, ...], scan_shape: str | None) -> Sou
         kwargs["navigation_shape"] = (wanted[1], wanted[0])  # rosettasciio: (columns, rows)
     try:
         signal = reader.file_reader(str(p), lazy=True, **kwargs)[0]
+    except UnicodeDecodeError:
+        raise ContractError(p, f"not a readable {p.suffix} file: its frame headers (or the .hdr file beside it) are not the text the detector writes (a damaged file, or another format under this name?)") from None
     except Exception as err:  # rosettasciio raises many types for a damaged file
         raise ContractError(p, f"not a readable {p.suffix} file (truncated?): {type(err).__name__}: {err}") from None
     data = signal["data"]

@@ -6,7 +6,8 @@ axis 0 (DESIGN.md); the paper's "Strain X" column is set beside our ``exx``. A s
 what the paper lacks: rotation MAE, coverage and wall time. Given the Cramér-Rao bounds
 (:mod:`strainbench.bound`), a "limit" column per component gives the lowest MAE an unbiased method
 could reach, and a third table each method's MAE as a multiple of it. With several seeds a cell
-reads ``mean ± standard deviation``.
+reads ``mean ± standard deviation``; a cell some seeds of which gave no answer says so
+(``(2/3 seeds)``), and the caption counts the failed fits.
 """
 
 from __future__ import annotations
@@ -66,12 +67,13 @@ def load_paper_table(path: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def _cell(values: pd.Series, scale: float, digits: int) -> str:
+    """One value per seed -> the value, or ``mean ± sd``; NaN values are seeds that gave no answer:
+    ``failed`` if none answered, else the statistic of those that did with ``(k/n seeds)``."""
     v = values.dropna() * scale
     if v.empty:
         return "failed" if len(values) else ""
-    if len(v) == 1:
-        return f"{v.iloc[0]:.{digits}f}"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+    text = f"{v.iloc[0]:.{digits}f}" if len(v) == 1 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+    return text if len(v) == len(values) else f"{text} ({len(v)}/{len(values)} seeds)"
 
 
 def _ratio(mae: pd.Series, limit: pd.Series) -> str:
@@ -135,6 +137,19 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def caption(metrics: pd.DataFrame) -> str:
+    """What the cells hold: the unit, the seeds per cell and how many fits failed."""
+    n_seeds = metrics["seed"].nunique()
+    note = f"MAE x 1e-3 outside the reference region; {n_seeds} seed(s) per cell" + (" (mean ± sd)" if n_seeds > 1 else "")
+    failed = int(metrics["error"].notna().sum())
+    if failed:
+        note += (
+            f"; {failed} of {len(metrics)} fits failed (see failures.html): a cell marked 'k/n seeds' "
+            "averages the k seeds that answered, 'failed' means none did"
+        )
+    return note
+
+
 def write_tables(
     metrics_files: Iterable[str | os.PathLike],
     out_prefix: str | os.PathLike,
@@ -147,8 +162,7 @@ def write_tables(
     mae, extras, ratios = build_tables(metrics, load_paper_table(paper_csv), bounds)
     tables = [mae, extras] + ([ratios] if ratios is not None else [])
     prefix = Path(out_prefix)
-    n_seeds = metrics.groupby(["method", "noise_level"]).size().max()
-    note = f"MAE x 1e-3 outside the reference region; {n_seeds} seed(s) per cell" + (" (mean ± sd)" if n_seeds > 1 else "")
+    note = caption(metrics)
     if ratios is not None:
         note += "; limit (CRLB): the Cramér-Rao bound's MAE for an efficient unbiased estimator"
     names = ("mae_1e-3", "extras", "mae_over_limit")
@@ -159,24 +173,3 @@ def write_tables(
     with atomic_path(prefix.with_suffix(".tex")) as tmp:
         tmp.write_text(f"% {note}\n" + "\n".join(t.to_latex(index=False, multicolumn=True) for t in tables))
     return mae, extras
-
-
-def write_failures(metrics_files: Iterable[str | os.PathLike], logs_dir: str | os.PathLike, out: str | os.PathLike) -> int:
-    """An HTML page listing every failed cell with its error and the full text of its fit log
-    (``<logs_dir>/<method>/s<seed>_w<level>.log``), for the report; returns the number of failures."""
-    import html
-
-    metrics = load_metrics(metrics_files)
-    failed = metrics[metrics["error"].notna()].sort_values(["method", "noise_level", "seed"])
-    parts = ["<html><body><h1>Failed fits</h1>"]
-    if failed.empty:
-        parts.append("<p>None: every method answered at every noise level and seed.</p>")
-    for _, r in failed.iterrows():
-        log = Path(logs_dir) / r["method"] / f"s{r['seed']}_w{r['noise_level']:.2f}.log"
-        text = log.read_text(errors="replace") if log.exists() else f"(no log at {log})"
-        parts.append(f"<h2>{html.escape(str(r['method']))}, noise {r['noise_level']:.0%}, seed {r['seed']}</h2>")
-        parts.append(f"<p>{html.escape(str(r['error']))}</p><pre>{html.escape(text)}</pre>")
-    parts.append("</body></html>")
-    with atomic_path(out) as tmp:
-        tmp.write_text("\n".join(parts) + "\n")
-    return len(failed)

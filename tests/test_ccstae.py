@@ -165,7 +165,7 @@ def test_short_fit_beats_the_zero_predictor(tiny_dataset_clean, tmp_path):
     from ccstae.cli import run_fit
 
     out = tmp_path / "ccstae.h5"
-    run_fit(str(tiny_dataset_clean), str(out), None, "cpu", 2, progress=False)
+    run_fit(str(tiny_dataset_clean), str(out), None, "cpu", progress=False)
     m = evaluate(tiny_dataset_clean, out)
     with DatasetReader(tiny_dataset_clean) as ds:
         labels, mask = ds.labels(), ds.reference_mask
@@ -246,7 +246,7 @@ def test_cubic_lattice_without_code_changes(tiny_cfg, tmp_path):
     dataset = tmp_path / "sto_w0.h5"
     write_noisy_dataset(dataset, simulate_clean(cfg, seed=1, progress=False), cfg, 0.0, progress=False)
     out = tmp_path / "sto_strain.h5"
-    run_fit(str(dataset), str(out), None, "cpu", 2, progress=False)
+    run_fit(str(dataset), str(out), None, "cpu", progress=False)
     m = evaluate(dataset, out)
     assert m["coverage"] == 1.0
     assert max(m["mae"][k] for k in ("exx", "eyy", "exy")) < 1e-3, m["mae"]  # measured 0.32e-3 at most

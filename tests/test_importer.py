@@ -217,6 +217,7 @@ def test_every_format_round_trips(cube, tmp_path, fmt, top):
         ("mib_no_shape", {}, "give --scan-shape"),
         ("mib_truncated", {"scan_shape": "24x20"}, "not the 24 x 20 scan"),
         ("mib_bad", {"scan_shape": "24x20"}, "not a readable .mib file"),
+        ("mib_garbage_frames", {}, "not the text the detector writes"),
         ("emd_two_cubes", {}, "exactly one DataCube"),
         ("hspy_truncated", {}, "not a readable .hspy file"),
     ],
@@ -234,6 +235,8 @@ def test_bad_microscope_files_are_refused(cube, tmp_path, setup, kwargs, message
             src.write_bytes(src.read_bytes()[: frame * (5 * 20 + 7)])
         elif setup == "mib_bad":
             src.write_bytes(b"not a merlin file" * 30)
+        elif setup == "mib_garbage_frames":  # a valid first header, then bytes that are no frame headers
+            src.write_bytes(src.read_bytes()[:384] + b"\xff" * 200_000)
     elif setup == "emd_two_cubes":
         import py4DSTEM
 

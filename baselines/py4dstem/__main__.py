@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from strainbench.io import ContractError, DatasetReader, write_strain
+from strainbench.io import STRAIN_FORMAT, ContractError, DatasetReader, check_output_path, write_strain
 
 from . import PIPELINE_VERSION
 from .pipeline import calibrate_origin, derive_parameters, detect_disks, index_and_fit, orientation_map, strain_maps
@@ -19,6 +19,7 @@ def run(dataset: str, out: str, workers: int = 0, progress: bool = True) -> dict
     import py4DSTEM
 
     t0 = time.perf_counter()
+    check_output_path(out, inputs=[dataset], replaces=STRAIN_FORMAT)
     with DatasetReader(dataset) as reader:
         params = derive_parameters(reader)
         t_detect = time.perf_counter()

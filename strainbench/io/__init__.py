@@ -3,6 +3,7 @@
 This is the only part of :mod:`strainbench` that methods import.
 """
 
+from .atomic import atomic_h5, atomic_path
 from .conventions import (
     deformation_from_reciprocal,
     deformation_gradient,
@@ -22,6 +23,7 @@ from .dataset import (
     validate_dataset,
 )
 from .errors import ContractError
+from .paths import check_output_path
 from .strain import STRAIN_FORMAT, STRAIN_KEYS, StrainMaps, read_strain, write_strain
 
 __all__ = [
@@ -35,6 +37,9 @@ __all__ = [
     "DatasetReader",
     "DatasetWriter",
     "StrainMaps",
+    "atomic_h5",
+    "atomic_path",
+    "check_output_path",
     "deformation_from_reciprocal",
     "deformation_gradient",
     "read_strain",

@@ -18,9 +18,9 @@ whole and never scanned twice.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -103,7 +103,7 @@ def _require(f: h5py.File, path: str | os.PathLike, key: str, shape: tuple[int, 
     return d
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class DatasetInfo:
     """Shapes and attributes of a validated dataset file."""
 
@@ -112,6 +112,7 @@ class DatasetInfo:
     pattern_shape: tuple[int, int]
     attrs: dict[str, Any]
     has_labels: bool
+    empty_patterns: int | None = None  # patterns that are zero everywhere (None: values not read)
 
 
 class DatasetReader:
@@ -208,14 +209,19 @@ def validate_dataset(path: str | os.PathLike, check_values: bool = True) -> Data
     """Check a dataset file against the contract; returns its :class:`DatasetInfo`.
 
     With ``check_values`` every pattern is read (block by block) and checked for NaN and
-    negative counts.
+    negative counts, and the patterns that are zero everywhere are counted; a datacube of zeros
+    only is an error.
     """
     with DatasetReader(path) as reader:
-        if check_values:
-            rows = max(1, int(64e6 // (4 * np.prod(reader.pattern_shape) * reader.scan_shape[1])))
-            for _ in reader.iter_blocks(rows):
-                pass
-        return reader.info
+        if not check_values:
+            return reader.info
+        rows = max(1, int(64e6 // (4 * np.prod(reader.pattern_shape) * reader.scan_shape[1])))
+        empty = 0
+        for _, block in reader.iter_blocks(rows):
+            empty += int((block.max(axis=(2, 3)) == 0).sum())
+        if empty == int(np.prod(reader.scan_shape)):
+            raise ContractError(reader.path, "every pattern of 'datacube' is zero")
+        return dataclasses.replace(reader.info, empty_patterns=empty)
 
 
 class DatasetWriter:

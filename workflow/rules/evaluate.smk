@@ -15,7 +15,7 @@ rule evaluate:
     container:
         IMAGES["strainbench"]
     shell:
-        "strainbench evaluate --dataset {input.dataset} --strain {input.strain} --out {output} > {log} 2>&1"
+        "strainbench evaluate --dataset {input.dataset:q} --strain {input.strain:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule bound:
@@ -31,18 +31,13 @@ rule bound:
     container:
         IMAGES["strainbench"]
     shell:
-        "strainbench bound --dataset {input.dataset} --clean {input.clean} --out {output} > {log} 2>&1"
+        "strainbench bound --dataset {input.dataset:q} --clean {input.clean:q} --out {output:q} > {log:q} 2>&1"
 
 
 BOUNDS = expand(f"{OUT}/bound/s{{seed}}_w{{level}}.json", seed=SEEDS, level=LEVELS)
 
 
-METRICS = expand(
-    f"{OUT}/metrics/{{method}}/s{{seed}}_w{{level}}.json",
-    method=METHODS,
-    seed=SEEDS,
-    level=LEVELS,
-)
+METRICS = cell_files("metrics", "json")
 
 
 rule table:
@@ -62,7 +57,7 @@ rule table:
     params:
         prefix=lambda wildcards, output: os.path.splitext(output.md)[0],
     shell:
-        "strainbench table --metrics {input.metrics} --bounds {input.bounds} --out {params.prefix} > {log} 2>&1"
+        "strainbench table --metrics {input.metrics:q} --bounds {input.bounds:q} --out {params.prefix:q} > {log:q} 2>&1"
 
 
 rule failures:
@@ -78,12 +73,13 @@ rule failures:
         f"{OUT}/logs/failures.log",
     benchmark:
         f"{OUT}/benchmarks/failures.tsv"
+    localrule: True
     container:
         IMAGES["strainbench"]
     params:
-        logs=f"{OUT}/logs",
+        logs=cell_files("logs", "log"),
     shell:
-        "strainbench failures --metrics {input} --logs {params.logs} --out {output} > {log} 2>&1"
+        "strainbench failures --metrics {input:q} --logs {params.logs:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule mae_vs_noise:
@@ -104,16 +100,12 @@ rule mae_vs_noise:
     container:
         IMAGES["strainbench"]
     shell:
-        "strainbench figures mae-vs-noise --metrics {input.metrics} --bounds {input.bounds} --out {output.png} > {log} 2>&1"
+        "strainbench figures mae-vs-noise --metrics {input.metrics:q} --bounds {input.bounds:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule grain_errors:
     input:
-        expand(
-            f"{OUT}/metrics/{{method}}/s{SEEDS[0]}_w{{level}}.json",
-            method=METHODS,
-            level=LEVELS,
-        ),
+        cell_files("metrics", "json", [f"s{SEEDS[0]}_w{level}" for level in LEVELS]),
     output:
         png=report(
             f"{OUT}/figures/grain_errors.png",
@@ -128,4 +120,4 @@ rule grain_errors:
     container:
         IMAGES["strainbench"]
     shell:
-        "strainbench figures grain-errors --metrics {input} --out {output.png} > {log} 2>&1"
+        "strainbench figures grain-errors --metrics {input:q} --out {output.png:q} > {log:q} 2>&1"

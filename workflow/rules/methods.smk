@@ -26,4 +26,4 @@ for _name, _spec in METHODS.items():
             command=lambda wildcards, cmd=_spec["command"]: cmd,
         shell:
             "TQDM_DISABLE=1 strainbench run-method --method {params.name} --command-template {params.command:q} "
-            "--dataset {input.dataset} --out {output} --threads {threads} > {log} 2>&1"
+            "--dataset {input.dataset:q} --out {output:q} --threads {threads} > {log:q} 2>&1"

@@ -33,9 +33,9 @@ rule strain_maps:
     container:
         IMAGES["strainbench"]
     params:
-        pairs=lambda wildcards, input: " ".join(
+        pairs=lambda wildcards, input: [
             f"{m}={s}" for m, s in zip(METHODS, input.strains)
-        ),
+        ],
     shell:
-        "strainbench figures strain-maps --datasets {input.noise_free} {input.noisy} --strains {params.pairs} "
-        "--out {output.png} --errors-out {output.errors} > {log} 2>&1"
+        "strainbench figures strain-maps --datasets {input.noise_free:q} {input.noisy:q} --strains {params.pairs:q} "
+        "--out {output.png:q} --errors-out {output.errors:q} > {log:q} 2>&1"

@@ -1,4 +1,5 @@
 # Datasets: the effective config, the per-seed noise-free cache, one dataset per noise level.
+from strainbench.config import simulation_config
 
 
 rule run_config:
@@ -8,14 +9,34 @@ rule run_config:
         f"{OUT}/logs/run_config.log",
     benchmark:
         f"{OUT}/benchmarks/run_config.tsv"
+    localrule: True
+    params:
+        config=dict(config),  # rewritten whenever the config changes (provenance only)
     run:
         with open(output[0], "w") as fh:
-            yaml.safe_dump(dict(config), fh, sort_keys=False)
+            yaml.safe_dump(params.config, fh, sort_keys=False)
+
+
+rule simulation_config:
+    output:
+        f"{OUT}/simulation.yaml",
+    log:
+        f"{OUT}/logs/simulation_config.log",
+    benchmark:
+        f"{OUT}/benchmarks/simulation_config.tsv"
+    localrule: True
+    params:
+        # what the datasets depend on: a change here simulates them again, a change of methods,
+        # seeds, noise levels or figures does not
+        simulation=simulation_config(config),
+    run:
+        with open(output[0], "w") as fh:
+            yaml.safe_dump(params.simulation, fh, sort_keys=False)
 
 
 rule clean:
     input:
-        cfg=rules.run_config.output,
+        cfg=rules.simulation_config.output,
     output:
         f"{OUT}/cache/clean_s{{seed}}.h5",
     log:
@@ -26,15 +47,15 @@ rule clean:
         IMAGES["strainbench"]
     threads: 8  # scaled down to --cores; the multislice grains run one per core
     shell:
-        "strainbench clean --config {input.cfg} --seed {wildcards.seed} --out {output} --no-progress > {log} 2>&1"
+        "strainbench clean --config {input.cfg:q} --seed {wildcards.seed} --out {output:q} --no-progress > {log:q} 2>&1"
 
 
 rule simulate:
     input:
-        cfg=rules.run_config.output,
+        cfg=rules.simulation_config.output,
         clean=rules.clean.output,
     output:
-        noisy_output(f"{OUT}/datasets/s{{seed}}_w{{level}}.h5"),
+        dataset_output(f"{OUT}/datasets/s{{seed}}_w{{level}}.h5"),
     log:
         f"{OUT}/logs/simulate_s{{seed}}_w{{level}}.log",
     benchmark:
@@ -43,5 +64,5 @@ rule simulate:
         IMAGES["strainbench"]
     threads: 2
     shell:
-        "strainbench simulate --config {input.cfg} --seed {wildcards.seed} --noise-level {wildcards.level} "
-        "--clean {input.clean} --out {output} --threads {threads} --no-progress > {log} 2>&1"
+        "strainbench simulate --config {input.cfg:q} --seed {wildcards.seed} --noise-level {wildcards.level} "
+        "--clean {input.clean:q} --out {output:q} --threads {threads} --no-progress > {log:q} 2>&1"

@@ -17,7 +17,7 @@ rule import_user:
     params:
         options=import_options,
     shell:
-        "strainbench import {input} --out {output} {params.options} > {log} 2>&1"
+        "strainbench import {input:q} --out {output:q} {params.options:q} > {log:q} 2>&1"
 
 
 rule compare_user:
@@ -43,9 +43,9 @@ rule compare_user:
     container:
         IMAGES["strainbench"]
     params:
-        pairs=lambda wildcards, input: " ".join(
+        pairs=lambda wildcards, input: [
             f"{m}={s}" for m, s in zip(METHODS, input.strains)
-        ),
+        ],
     shell:
-        "strainbench compare --dataset {input.dataset} --strains {params.pairs} --out {output.md} "
-        "--figure {output.png} > {log} 2>&1"
+        "strainbench compare --dataset {input.dataset:q} --strains {params.pairs:q} --out {output.md:q} "
+        "--figure {output.png:q} > {log:q} 2>&1"
