@@ -6,12 +6,16 @@
 # table shows the cell as "failed"), prints the failed fits with their errors, and exits 1.
 from snakemake.utils import min_version, validate
 
+from strainbench.config import coerce_command_line
+
 min_version("9.0")
 
 
 configfile: "config/config.yaml"
 
 
+# --config seeds=[2,3] noise_levels=[0,0.5] arrive as strings
+coerce_command_line(config)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
@@ -57,6 +58,9 @@ def run_fit(dataset: str, out: str, config: str | None, device: str | None, prog
     checkpoint = checkpoint_path(out)
     result = fit(data, cfg, dev, progress=progress, checkpoint=checkpoint)
     maps = strain_maps(result.A, data.scan_shape, data.reference_mask)
+    vacuum = ~result.crystal.reshape(data.scan_shape)
+    for key in maps:
+        maps[key][vacuum] = np.nan
     wall = time.perf_counter() - t0
     write_strain(
         out, maps, method="ccstae", method_version=__version__, device=str(dev), wall_seconds=wall,
@@ -70,7 +74,7 @@ def run_fit(dataset: str, out: str, config: str | None, device: str | None, prog
     )
     checkpoint.unlink(missing_ok=True)
     print(
-        f"ccstae: {data.patterns.shape[0]} patterns on {dev}, {result.parameters} parameters, training {result.train_patterns_per_s:.0f} patterns/s, "
+        f"ccstae: {data.patterns.shape[0]} patterns on {dev} ({int(vacuum.sum())} without crystal), {result.parameters} parameters, training {result.train_patterns_per_s:.0f} patterns/s, "
         f"inference {result.inference_patterns_per_s:.0f} patterns/s, refinement {result.refine_patterns_per_s:.0f} patterns/s, final loss {result.history[-1]['loss']:.4g}, total {wall:.1f} s; "
         f"the reference region against the learned base: principal stretches {result.base_frame_stretch[0]:.4f} / {result.base_frame_stretch[1]:.4f}"
     )

@@ -12,7 +12,9 @@ the transform is a plain square root). Everything the model needs about the geom
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -30,7 +32,9 @@ class PatternSet:
     patterns : float32 (N, 1, Q, Q), preprocessed (square root of mean-1 patterns)
     scan_shape : (Rx, Ry); pattern ``i`` is scan position ``divmod(i, Ry)``
     reference_mask : bool (Rx, Ry)
-    probe_radius : pixels; probe_centre : (x, y) pixels
+    probe_radius : pixels (from the area above half maximum); probe_centre : (x, y) pixels
+    probe_edge : pixels, the radius beyond which the probe's radial profile stays below
+        ``EDGE_LEVEL`` of its peak: the disk with its edge blur
     fingerprint : BLAKE2b hex digest of the datacube, probe and reference mask as stored (the
         dataset's content, whatever its file name; binds a checkpoint to its dataset)
     """
@@ -40,6 +44,7 @@ class PatternSet:
     reference_mask: np.ndarray
     probe_radius: float
     probe_centre: tuple[float, float]
+    probe_edge: float
     fingerprint: str = ""
 
 
@@ -60,13 +65,20 @@ def estimate_gain(reader: DatasetReader, rows_per_block: int = 8) -> float:
     raise ContractError(reader.path, "every pattern of the datacube is zero")
 
 
-def probe_geometry(probe: np.ndarray) -> tuple[float, tuple[float, float]]:
-    """Radius (from the area above half maximum) and centre of mass of the vacuum probe, pixels."""
+EDGE_LEVEL = 0.05  # of the probe's peak: where its edge ends (probe_geometry)
+
+
+def probe_geometry(probe: np.ndarray) -> tuple[float, tuple[float, float], float]:
+    """Radius (from the area above half maximum), centre of mass and outer edge (the largest
+    distance from the centre of a pixel above ``EDGE_LEVEL`` of the peak) of the vacuum probe,
+    pixels."""
     xx, yy = np.indices(probe.shape)
     total = probe.sum()
     centre = (float((probe * xx).sum() / total), float((probe * yy).sum() / total))
     radius = float(np.sqrt((probe > 0.5 * probe.max()).sum() / np.pi))
-    return radius, centre
+    bright = probe > EDGE_LEVEL * probe.max()
+    edge = float(np.hypot(xx[bright] - centre[0], yy[bright] - centre[1]).max())
+    return radius, centre, max(edge, radius)
 
 
 def blur_matrix(size: int, sigma: float) -> torch.Tensor:
@@ -105,8 +117,8 @@ def load_patterns(path: str) -> PatternSet:
             digest.update(np.ascontiguousarray(block).tobytes())
             rows = block.shape[0]
             out[r0 * Ry : (r0 + rows) * Ry, 0] = preprocess(block.reshape((-1,) + Q), gain)
-        radius, centre = probe_geometry(reader.probe)
-        return PatternSet(torch.from_numpy(out), (Rx, Ry), reader.reference_mask.copy(), radius, centre, digest.hexdigest())
+        radius, centre, edge = probe_geometry(reader.probe)
+        return PatternSet(torch.from_numpy(out), (Rx, Ry), reader.reference_mask.copy(), radius, centre, edge, digest.hexdigest())
 
 
 def radial_grid(size: int, centre: tuple[float, float]) -> torch.Tensor:
@@ -121,7 +133,6 @@ def ring_mask(size: int, centre: tuple[float, float], inner: float, outer: float
     return ((r >= inner) & (r <= outer)).float()[None, None]
 
 
-MIN_SPOT_STRENGTH = 0.6  # of the strongest shell's, for a shell of spots to join the mask (see spot_centres)
 BACKGROUND_QUANTILE = 0.1  # of a base's pixels at one radius: below its disks, which cover well under 90% of a circle
 
 
@@ -150,24 +161,80 @@ def shells(distance: np.ndarray, width: float) -> np.ndarray:
     return shell
 
 
-def spot_centres(base: torch.Tensor, ring: torch.Tensor, centre: tuple[float, float], disk_radius: float, min_separation: float) -> list[tuple[int, int]]:
-    """Pixel ``(x, y)`` of each diffraction spot of a base ``(1, 1, Q, Q)`` that the spot mask
-    covers.
+LATTICE_CANDIDATES = 12  # the strongest maxima among which on_lattice seeks a basis
+
+
+def on_lattice(points: np.ndarray, heights: np.ndarray, origin: np.ndarray, tolerance: float, region: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which of ``points`` ``(n, 2)`` (pixels; ``heights (n,)``) lie within ``tolerance`` pixels of
+    the lattice through ``origin`` that explains the strongest of them best, ``(n,)`` bool, and
+    that lattice's basis ``(2, 2)`` (rows; None if there is none).
+
+    Every pair of the ``LATTICE_CANDIDATES`` highest points (as vectors from ``origin``) spans a
+    trial basis. Its score is the total height of those points on its lattice times the fraction
+    of its lattice points inside ``region`` (a boolean image where points can be found) that hold
+    one of ``points``: a lattice finer than the crystal's, which puts maxima of noise on its
+    points too, leaves most of its points empty. The best score wins, the smaller cell among
+    equals. Fewer than two non-collinear points: all are kept.
+    """
+    v = points - origin
+    top = np.argsort(-heights, kind="stable")[:LATTICE_CANDIDATES]
+    inside = np.argwhere(region) - origin  # pixels where a spot could be found, from the origin
+    best, best_score, best_area, best_basis = None, -np.inf, np.inf, None
+    for i, a in enumerate(top):
+        for b in top[i + 1 :]:
+            basis = np.column_stack([v[a], v[b]])
+            area = abs(np.linalg.det(basis))
+            if area < 0.1 * np.linalg.norm(v[a]) * np.linalg.norm(v[b]):
+                continue  # (nearly) collinear
+            hk = np.linalg.solve(basis, v.T).T
+            on = np.linalg.norm((np.round(hk) - hk) @ basis.T, axis=1) <= tolerance
+            nodes = np.unique(np.round(np.linalg.solve(basis, inside.T).T), axis=0)
+            at = nodes[np.any(nodes != 0, axis=1)] @ basis.T  # lattice points near the region, from the origin
+            pixel = np.round(at + origin).astype(int)
+            ok = (pixel >= 0).all(1) & (pixel < region.shape).all(1)
+            at = at[ok][region[tuple(pixel[ok].T)]]
+            if len(at) == 0:
+                continue
+            filled = (np.linalg.norm(at[:, None] - v[None], axis=-1) <= tolerance).any(1).mean()
+            score = float(heights[top][on[top]].sum()) * filled
+            if score > best_score * (1 + 1e-9) or (score >= best_score * (1 - 1e-9) and area < best_area):
+                best, best_score, best_area, best_basis = on, score, area, basis.T
+    if best is None:
+        return np.ones(len(points), dtype=bool), None
+    hk = np.round(np.linalg.solve(best_basis.T, v[best].T).T)  # the indexed points' indices
+    return best, np.linalg.lstsq(hk, v[best], rcond=None)[0]  # the basis fitted to every indexed point
+
+
+def shortest_vector(basis: np.ndarray) -> float:
+    """Length of the shortest non-zero vector of the lattice spanned by the rows of ``basis``
+    ``(2, 2)`` (Lagrange-Gauss reduction)."""
+    a, b = (np.asarray(v, dtype=np.float64) for v in basis)
+    if a @ a > b @ b:
+        a, b = b, a
+    while True:
+        b = b - np.round((a @ b) / (a @ a)) * a
+        if b @ b >= a @ a:
+            return float(np.sqrt(a @ a))
+        a, b = b, a
+
+
+class Spots(NamedTuple):
+    """The diffraction spots of a pattern: pixel ``(x, y)`` of each, and the lattice's shortest
+    spacing (pixels; 0 where no lattice was found)."""
+
+    centres: list[tuple[int, int]]
+    spacing: float
+
+
+def spot_centres(base: torch.Tensor, ring: torch.Tensor, centre: tuple[float, float], disk_radius: float, min_separation: float) -> Spots:
+    """The diffraction spots of a base ``(1, 1, Q, Q)`` inside ``ring``.
 
     Spots are local maxima of the base less its :func:`radial_floor` (the direct beam's tail and
     the diffuse background, which fall steeply with the distance from ``centre``), smoothed by a
     disk of the probe's radius, at least half a probe radius inside ``ring`` (away from the direct
-    beam's smoothed edge), at least ``min_separation`` pixels apart, in the shells (:func:`shells`,
-    one probe radius wide) whose mean strength, the height times the distance from ``centre``, is
-    at least ``MIN_SPOT_STRENGTH`` of the strongest shell's.
-
-    The strength ranks spots by what they tell about strain: a position error of one pixel is a
-    strain error of one over the distance. Whole shells are kept or dropped: the disks of one
-    shell differ in height with tilt. On the development seed (multislice WS2, 128 px) the
-    first-order shell (29 px) reaches 0.52 of the second-order shell's (50 px) strength in the
-    reference pattern without noise, 0.45 at 25% and 0.37 at 70% noise; with it in the
-    refinement the MAE was 1.19 / 1.11e-3 at 25% (exx / eyy), 1.10 / 0.99 without it, 2.07 / 2.14
-    and 2.12 / 2.12 at 70%.
+    beam's smoothed edge), at least ``min_separation`` pixels apart, on the lattice of the
+    strongest of them (:func:`on_lattice`, within ``disk_radius`` of a lattice point): a maximum of
+    noise, or of a disk's fringes, is no spot.
     """
     k = int(np.ceil(disk_radius))
     yy, xx = torch.meshgrid(torch.arange(-k, k + 1.0), torch.arange(-k, k + 1.0), indexing="ij")
@@ -175,21 +242,27 @@ def spot_centres(base: torch.Tensor, ring: torch.Tensor, centre: tuple[float, fl
     above = (base - radial_floor(base, centre, ring)) * ring
     smooth = F.conv2d(above, (kernel / kernel.sum())[None, None].to(base), padding=k)
     window = int(2 * (min_separation // 2) + 1)
-    inner = -F.max_pool2d(-ring, 2 * (k // 2) + 1, stride=1, padding=k // 2)  # ring eroded by ~r/2
-    peaks = (smooth == F.max_pool2d(smooth, window, stride=1, padding=window // 2)) & (inner > 0) & (smooth > 0)
+    inner = -F.max_pool2d(-ring, 2 * (k // 2) + 1, stride=1, padding=k // 2) > 0  # ring eroded by ~r/2
+    peaks = (smooth == F.max_pool2d(smooth, window, stride=1, padding=window // 2)) & inner & (smooth > 0)
     found = torch.nonzero(peaks[0, 0]).cpu()
     if found.numel() == 0:
-        return []
-    distance = radial_grid(base.shape[-1], centre)[found[:, 0], found[:, 1]]
-    strength = smooth[0, 0].cpu()[found[:, 0], found[:, 1]].float() * distance
-    shell = shells(distance.numpy(), disk_radius)
-    shell_strength = np.array([float(strength[shell == j].mean()) for j in range(shell.max() + 1)])
-    kept = shell_strength[shell] >= MIN_SPOT_STRENGTH * shell_strength.max()
-    return [tuple(p) for p in found[torch.from_numpy(kept)].tolist()]
+        return Spots([], 0.0)
+    heights = smooth[0, 0].cpu()[found[:, 0], found[:, 1]].float().numpy()
+    on, basis = on_lattice(found.numpy().astype(np.float64), heights, np.asarray(centre), disk_radius, inner[0, 0].cpu().numpy())
+    spacing = 0.0 if basis is None else shortest_vector(basis)
+    return Spots([tuple(p) for p in found[torch.from_numpy(on)].tolist()], spacing)
+
+
+def clear_of_direct_beam(spots: Spots, centre: tuple[float, float], disk_radius: float, reach: float) -> Spots:
+    """The spots whose disks' inner edges lie at least ``reach`` pixels beyond the direct beam's
+    edge (both disks of ``disk_radius`` pixels): the direct beam outshines a diffracted disk tens
+    of times, and whatever spreads it (its tails, a blur of the pattern) pulls a disk it reaches."""
+    kept = [p for p in spots.centres if math.hypot(p[0] - centre[0], p[1] - centre[1]) - 2 * disk_radius >= reach]
+    return Spots(kept, spots.spacing)
 
 
 def spot_mask(centres: list[tuple[int, int]], ring: torch.Tensor, radius: float) -> torch.Tensor:
-    """1 within ``radius`` pixels of any of ``centres`` (:func:`spot_centres`) and inside ``ring``
+    """1 within ``radius`` pixels of any of ``centres`` (:func:`spot_centres`' ``centres``) and inside ``ring``
     ``(1, 1, Q, Q)``, else 0; the ring itself where there is no spot."""
     if not centres:
         return ring

@@ -7,9 +7,11 @@ Two stages in one fit, with one configuration for every noise level:
    dictionary base, initialised as the mean pattern of the reference region and held fixed in
    this stage.
 2. **Strain** (``strain_epochs``): every parameter free; the mask becomes one disk around each
-   diffraction spot of the reference pattern (the base's start, :func:`ccstae.data.spot_centres`),
-   shrinking from ``spot_radius_start`` to ``spot_radius_end`` probe radii over the stage, so the
-   model stops fitting background noise.
+   diffraction spot of the reference pattern (the base's start, :func:`ccstae.data.spot_centres`:
+   maxima on one lattice, those within reach of the direct beam left out), its radius the probe's
+   outer edge plus a margin that shrinks from ``spot_margin_start`` to ``spot_margin_end`` pixels
+   over the stage (the disk with its edge blur, whatever the disk's size), so the model stops
+   fitting background noise.
 
 Loss: masked MSE of the input warped onto the base; masked MSE of the base warped back by the
 inverse affine onto the input (the cycle term, over every pixel of the mask carried into the
@@ -20,7 +22,8 @@ could walk into a false basin the strain stage's spot masks allow (30 degrees of
 hexagonal lattice's third-order disks fall into its second-order masks).
 
 Then, unless ``refine_iterations`` is 0, each pattern's transform is refined on its own against the
-learned base and spot mask, in the base's frame (:mod:`ccstae.refine`, beyond the paper).
+learned base and spot mask, in the base's frame (:mod:`ccstae.refine`, beyond the paper), and the
+patterns that show no crystal at their transform are found (:mod:`ccstae.vacuum`).
 """
 
 from __future__ import annotations
@@ -37,10 +40,14 @@ from tqdm.auto import tqdm
 from . import __version__
 from .affine import invert, rotation_angle, warp, wrap_angle
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import PatternSet, encoder_input, gaussian_blur, ring_mask, spot_centres, spot_mask
+from .data import PatternSet, clear_of_direct_beam, encoder_input, gaussian_blur, ring_mask, spot_centres, spot_mask
 from .model import CCSTAE, ENCODER_CHANNELS, AffineLimits, count_parameters
 from .refine import base_frame, refine
 from .strain import reference_affine
+from .vacuum import crystal_positions
+
+
+HALO_SIGMAS = 3.0  # a Gaussian blur's reach, in its widths: spots within it of the direct beam are left out
 
 
 @dataclass(frozen=True)
@@ -57,15 +64,15 @@ class FitConfig:
     base_learning_rate: float = 1e-3
     ring_inner: float = 1.3  # probe radii
     ring_outer: float = 0.48  # fraction of the pattern width
-    spot_radius_start: float = 1.5  # probe radii
-    spot_radius_end: float = 1.1
+    spot_margin_start: float = 4.0  # pixels beyond the probe's edge: the strain stage's spot masks, first epoch
+    spot_margin_end: float = 1.0  # ... last epoch and the refinement
     rotation_blur: float = 0.5  # probe radii
     forward_weight: float = 1.0  # the cycle term's weight is 1
     l1_weight: float = 1e-4
     range_weight: float = 10.0
     rotation_tolerance_deg: float = 5.0  # strain stage: a rotation this far from the rotation stage's is penalised
     refine_iterations: int = 6  # per-pattern Gauss-Newton steps after training (0: the paper's method only)
-    refine_highpass: float = 0.5  # probe radii: the refinement fits patterns and base less their blur of this width (0: off; ccstae.refine)
+    refine_highpass: float = 0.17  # lattice spacings: the refinement fits patterns and base less their blur of this width (0: off; ccstae.refine)
     refine_background: bool = False  # fit a diffuse radial background in the refinement (ccstae.refine)
     refine_gradients: bool = True  # fit a radial intensity gradient across each shell's disks (ccstae.refine)
     refine_strain_limit: float = 0.1  # a refined transform's largest principal strain relative to the base (ccstae.refine)
@@ -75,7 +82,7 @@ class FitConfig:
 
     def __post_init__(self):
         if self.refine_highpass < 0:
-            raise ValueError(f"refine_highpass must be >= 0 probe radii (0: off), got {self.refine_highpass}")
+            raise ValueError(f"refine_highpass must be >= 0 lattice spacings (0: off), got {self.refine_highpass}")
         if self.refine_strain_limit <= 0:
             raise ValueError(f"refine_strain_limit must be > 0, got {self.refine_strain_limit}")
         if self.threads < 1:
@@ -134,6 +141,7 @@ def transforms(model: CCSTAE, small: torch.Tensor, batch_size: int) -> tuple[tor
 class FitResult:
     A: np.ndarray  # (N, 2, 2), contract (x, y) axes, normalised coordinates
     t: np.ndarray  # (N, 2)
+    crystal: np.ndarray  # (N,) bool: the patterns that show the crystal (ccstae.vacuum); the rest are vacuum
     history: list[dict]
     train_patterns_per_s: float
     inference_patterns_per_s: float
@@ -160,9 +168,13 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     small = encoder_input(patterns, ring, data.probe_centre, cfg.encoder_size)
     ref_idx = torch.from_numpy(np.flatnonzero(data.reference_mask.ravel()))
     init_base = patterns[ref_idx.to(device)].mean(dim=0)[0].cpu()
-    # the spots of the strain stage's masks, found once, in the reference pattern: found again in
-    # the learned base at every epoch, a shell near the threshold came and went
-    spots = spot_centres(init_base[None, None], ring.cpu(), data.probe_centre, data.probe_radius, 2 * data.probe_radius)
+    # the spots of the strain stage's masks and the refinement's, found once, in the reference
+    # pattern (found again in the learned base at every epoch, a spot near the threshold came and
+    # went), less those the refinement's high-pass spreads the direct beam over (HALO_SIGMAS of its
+    # width)
+    lattice = spot_centres(init_base[None, None], ring.cpu(), data.probe_centre, data.probe_radius, 2 * data.probe_radius)
+    highpass_sigma = cfg.refine_highpass * lattice.spacing
+    spots = clear_of_direct_beam(lattice, data.probe_centre, data.probe_radius, HALO_SIGMAS * highpass_sigma).centres
     blurred_base = blurred[ref_idx.to(device)].mean(dim=0, keepdim=True)
     model = CCSTAE(size, cfg.encoder_size, cfg.num_bases, AffineLimits(), init_base, cfg.encoder_channels).to(device)
     net_params = [p for n, p in model.named_parameters() if n != "base_logits"]
@@ -185,8 +197,8 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
             mask = ring
         else:
             frac = (epoch - cfg.rotation_epochs) / max(cfg.strain_epochs - 1, 1)
-            factor = cfg.spot_radius_start + frac * (cfg.spot_radius_end - cfg.spot_radius_start)
-            mask = spot_mask(spots, ring, factor * data.probe_radius)
+            margin = cfg.spot_margin_start + frac * (cfg.spot_margin_end - cfg.spot_margin_start)
+            mask = spot_mask(spots, ring, data.probe_edge + margin)
             if anchor is None and cfg.rotation_epochs > 0:  # the rotations the rotation stage found
                 anchor = rotation_angle(transforms(model, small, 4 * cfg.batch_size)[0]).to(device)
         # the base stays the reference pattern while rotations are found: a base that learned from
@@ -230,15 +242,17 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
     A_ref = torch.from_numpy(reference_affine(A[ref_idx].double().numpy()))
     frame = torch.linalg.svdvals(A_ref).tolist()
     t0 = time.perf_counter()
+    final_mask = spot_mask(spots, ring, data.probe_edge + cfg.spot_margin_end)
     if cfg.refine_iterations > 0:
         base = model.bases()[:1, None].detach()
-        final_mask = spot_mask(spots, ring, cfg.spot_radius_end * data.probe_radius)
-        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=cfg.refine_strain_limit, highpass_sigma=cfg.refine_highpass * data.probe_radius, disk_radius=data.probe_radius, frame=base_frame(A_ref).float(), rebuild=cfg.refine_rebuild)
+        A, t = refine(patterns, A.to(device), t.to(device), base, final_mask, data.probe_centre, cfg.refine_iterations, progress=progress, background=cfg.refine_background, gradients=cfg.refine_gradients, strain_limit=cfg.refine_strain_limit, highpass_sigma=highpass_sigma, disk_radius=data.probe_radius, frame=base_frame(A_ref).float(), rebuild=cfg.refine_rebuild)
     t_refine = time.perf_counter() - t0
+    crystal = crystal_positions(patterns, A.to(device), t.to(device), final_mask, data.probe_edge, ref_idx.to(device))
     trained = max(epochs - start_epoch, 1)
     return FitResult(
         A=A.cpu().double().numpy(),
         t=t.cpu().double().numpy(),
+        crystal=crystal.cpu().numpy(),
         history=history,
         train_patterns_per_s=n * trained / t_train if t_train > 0 else math.nan,
         inference_patterns_per_s=n / t_infer,

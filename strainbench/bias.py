@@ -11,13 +11,14 @@ against the labels, over the grains other than the reference.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Mapping
 
 import numpy as np
 
 from .config import make_engine
 from .diskfit import measure
-from .polycrystal import make_polycrystal
+from .polycrystal import PolycrystalOptions, make_polycrystal
 
 
 def measure_bias(cfg: Mapping, seed: int, progress: bool = True) -> list[dict]:
@@ -31,7 +32,8 @@ def measure_bias(cfg: Mapping, seed: int, progress: bool = True) -> list[dict]:
     probe = engine.probe()
     rows = []
     for name, (layers, tilt) in settings.items():
-        poly = make_polycrystal(tuple(cfg["scan"]["shape"]), int(pc["grains"]), float(pc["size_spread"]), float(pc["strain_max"]), layers, tilt, seed)
+        options = dataclasses.replace(PolycrystalOptions.from_config(cfg), layers_range=layers, tilt_max_deg=tilt, vacuum_fraction=0.0)
+        poly = make_polycrystal(options, seed)
         patterns = engine.grain_patterns(poly, progress=progress)
         truth = np.stack([poly.exx, poly.eyy, poly.exy], -1)
         others = np.arange(poly.n_grains) != poly.reference

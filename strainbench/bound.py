@@ -206,7 +206,7 @@ def dataset_bound(dataset: str | os.PathLike, clean_path: str | os.PathLike) -> 
         raise ContractError(clean_path, f"its grain map differs from the labels of {dataset}")
     w = float(attrs["noise_level"])
     bounds, method = grain_bounds(clean, w, float(attrs["counts_per_probe"]), float(attrs["background_width"]))
-    outside = ~reference
+    outside = ~reference & (labels["grain"] >= 0)  # crystal outside the reference, as the MAE
     grains = labels["grain"][outside].astype(int)
     factor = math.sqrt(2 / math.pi)
     mae = {k: float(np.mean([factor * bounds[g].sigma[k] for g in grains])) for k in STRAIN_KEYS}

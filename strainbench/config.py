@@ -32,6 +32,27 @@ def simulation_config(config: Mapping) -> dict:
     return {k: copy.deepcopy(config[k]) for k in SIMULATION_KEYS if k in config}
 
 
+COMMAND_LINE_TYPES = {"seeds": int, "noise_levels": float, "methods": str}
+"""List keys whose items Snakemake's ``--config key=[a,b]`` passes as strings, and their types."""
+
+
+def coerce_command_line(config: dict) -> dict:
+    """``config`` with the items of :data:`COMMAND_LINE_TYPES`' lists converted (in place; also
+    returned): ``--config seeds=[2,3] noise_levels=[0,0.5]`` reaches the workflow as lists of
+    strings. An item that does not convert is left for the schema to report."""
+    for key, kind in COMMAND_LINE_TYPES.items():
+        values = config.get(key)
+        if isinstance(values, list):
+            converted = []
+            for v in values:
+                try:
+                    converted.append(kind(v))
+                except (TypeError, ValueError):
+                    converted.append(v)
+            config[key] = converted
+    return config
+
+
 class ConfigError(ValueError):
     """A configuration does not follow the schema; the message names the file and the key."""
 

@@ -51,9 +51,15 @@ def _show_pattern(ax: plt.Axes, pattern: np.ndarray) -> None:
     ax.imshow(np.clip(pattern, vmin, None), norm=LogNorm(vmin=vmin, vmax=pattern.max()), cmap="magma")
 
 
+def _label_range(labels: dict[str, np.ndarray]) -> float:
+    """The largest |strain| of the labels, percent (vacuum's NaN left out)."""
+    return 100 * max(float(np.nanmax(np.abs(labels[k]))) for k in ("exx", "eyy", "exy"))
+
+
 def _positions_of_grains(grain_map: np.ndarray, n: int) -> list[tuple[int, int]]:
-    """The most central position of ``n`` of the largest grains (for example patterns)."""
-    ids, sizes = np.unique(grain_map, return_counts=True)
+    """The most central position of ``n`` of the largest grains (for example patterns; vacuum,
+    a negative id, is no grain)."""
+    ids, sizes = np.unique(grain_map[grain_map >= 0], return_counts=True)
     out = []
     for g in ids[np.argsort(-sizes)][:n]:
         xs, ys = np.nonzero(grain_map == g)
@@ -95,15 +101,15 @@ def plot_ground_truth(dataset: str | os.PathLike, out: str | os.PathLike) -> Non
         mask = ds.reference_mask
         attrs = ds.attrs
     fig, axes = plt.subplots(1, 5, figsize=(18, 3.6), layout="constrained")
-    axes[0].imshow(labels["grain"], cmap="tab20", interpolation="nearest")
+    axes[0].imshow(np.ma.masked_less(labels["grain"], 0), cmap=_masked_cmap("tab20"), interpolation="nearest")
     axes[0].contour(mask, levels=[0.5], colors="k", linewidths=1.5)
-    axes[0].set_title("grains (reference outlined)")
-    lim = max(float(np.abs(labels[k]).max()) for k in ("exx", "eyy", "exy")) * 100
+    axes[0].set_title("grains (reference outlined, vacuum grey)")
+    lim = _label_range(labels)
     for ax, key in zip(axes[1:4], ("exx", "eyy", "exy")):
-        im = ax.imshow(labels[key] * 100, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        im = ax.imshow(np.ma.masked_invalid(labels[key] * 100), cmap=_masked_cmap("RdBu_r"), vmin=-lim, vmax=lim, interpolation="nearest")
         ax.set_title(f"{key} (ground truth)")
         fig.colorbar(im, ax=ax, fraction=0.046, label="strain (%)")
-    im = axes[4].imshow(labels["theta"], cmap="twilight", vmin=0, vmax=360, interpolation="nearest")
+    im = axes[4].imshow(np.ma.masked_invalid(labels["theta"]), cmap=_masked_cmap("twilight"), vmin=0, vmax=360, interpolation="nearest")
     axes[4].set_title("theta (ground truth)")
     fig.colorbar(im, ax=axes[4], fraction=0.046, label="rotation (deg)")
     for ax in axes:
@@ -232,7 +238,7 @@ def plot_strain_maps(
     for name, path in strains.items():
         est = read_strain(path, scan_shape)
         maps[name] = {k: est[k] for k in ("exx", "eyy", "exy")}
-    lim = 100 * max(float(np.abs(labels[k]).max()) for k in ("exx", "eyy", "exy")) * 1.1
+    lim = _label_range(labels) * 1.1
     cmap = _masked_cmap("RdBu_r")
 
     rows = len(maps) + 1

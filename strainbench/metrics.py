@@ -1,11 +1,13 @@
 """The benchmark's metric (DESIGN.md): MAE against ground truth outside the reference region.
 
-For ``exx, eyy, exy``: mean of ``|estimate - label|`` over the scan positions outside the reference
-region where the method gave an answer. For ``theta``: the same with the label taken relative to
+For ``exx, eyy, exy``: mean of ``|estimate - label|`` over the crystal's scan positions outside the
+reference region where the method gave an answer (vacuum, grain id -1, is not scored). For ``theta``: the same with the label taken relative to
 the reference grain's rotation and the difference wrapped into ``[-s/2, s/2)`` with ``s`` the
 lattice's rotational symmetry (60 degrees hexagonal, 90 square). Coverage is the fraction of the
-positions outside the reference region where all of ``exx, eyy, exy`` are finite. No offset is
-removed and nothing is fitted to the labels.
+crystal positions outside the reference region where all of ``exx, eyy, exy`` are finite. In vacuum
+a method should give no answer: ``vacuum_false_answers`` is the fraction of vacuum positions where
+it did (all three finite; None without vacuum). No offset is removed and nothing is fitted to the
+labels.
 
 Per grain (:func:`grain_errors`, in every metrics file under ``grains``): the same errors split by
 the grain of ``labels/grain``, with the median signed error (a grain's offset: the positions of a
@@ -31,9 +33,14 @@ def _mean_abs(errors: np.ndarray) -> float | None:
     return float(np.mean(np.abs(errors))) if errors.size else None
 
 
+def scored_positions(labels: dict[str, np.ndarray], reference_mask: np.ndarray) -> np.ndarray:
+    """The positions the MAE is taken over: crystal (grain id >= 0) outside the reference region."""
+    return ~reference_mask & (labels["grain"] >= 0)
+
+
 def strain_errors(labels: dict[str, np.ndarray], estimate: dict[str, np.ndarray], reference_mask: np.ndarray, symmetry_deg: float) -> dict[str, np.ndarray]:
-    """Per-position signed errors (NaN where no answer), over the positions outside the reference."""
-    outside = ~reference_mask
+    """Per-position signed errors (NaN where no answer), over :func:`scored_positions`."""
+    outside = scored_positions(labels, reference_mask)
     ref_theta = float(np.median(labels["theta"][reference_mask]))
     errors = {k: (estimate[k].astype(np.float64) - labels[k])[outside] for k in ("exx", "eyy", "exy")}
     theta_true = labels["theta"].astype(np.float64) - ref_theta
@@ -91,8 +98,11 @@ def evaluate(dataset: str | os.PathLike, strain: str | os.PathLike) -> dict[str,
         scan_shape = ds.scan_shape
     est = read_strain(strain, scan_shape)
     symmetry = float(attrs.get("symmetry_deg", 360.0))
-    errors = strain_errors(labels, {k: est[k] for k in STRAIN_LABELS}, mask, symmetry)
+    estimate = {k: est[k] for k in STRAIN_LABELS}
+    errors = strain_errors(labels, estimate, mask, symmetry)
     answered = _answered(errors)
+    vacuum = labels["grain"] < 0
+    in_vacuum = _answered({k: estimate[k][vacuum] for k in ("exx", "eyy", "exy")})
     layers = attrs.get("grain_layers")
     reference_grain = int(np.bincount(labels["grain"][mask].astype(np.int64)).argmax()) if mask.any() else -1
     return {
@@ -108,7 +118,9 @@ def evaluate(dataset: str | os.PathLike, strain: str | os.PathLike) -> dict[str,
         "n_positions": int(answered.size),
         "coverage": float(answered.mean()) if answered.size else 0.0,
         "mae": {k: _mean_abs(v) for k, v in errors.items()},
-        "grains": grain_errors(errors, labels["grain"][~mask], layers, attrs.get("grain_tilt_deg")),
+        "vacuum_positions": int(vacuum.sum()),
+        "vacuum_false_answers": float(in_vacuum.mean()) if in_vacuum.size else None,
+        "grains": grain_errors(errors, labels["grain"][scored_positions(labels, mask)], layers, attrs.get("grain_tilt_deg")),
         "reference_grain": reference_grain,
         "reference_layers": int(layers[reference_grain]) if layers is not None and 0 <= reference_grain < len(layers) else None,
     }

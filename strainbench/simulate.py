@@ -23,7 +23,7 @@ from .config import make_engine, noise_model
 from .io.atomic import atomic_h5
 from .io.dataset import DatasetWriter, _attr_value, _decode, check_format
 from .io.errors import ContractError
-from .polycrystal import Polycrystal, make_polycrystal
+from .polycrystal import Polycrystal, PolycrystalOptions, make_polycrystal
 from .rng import stream
 
 CLEAN_FORMAT = "strainbench.clean"
@@ -49,16 +49,7 @@ class CleanSet:
 
 def simulate_clean(cfg: Mapping, seed: int, progress: bool = True) -> CleanSet:
     """Draw the polycrystal of ``seed`` and simulate one noise-free pattern per grain."""
-    pc = cfg["polycrystal"]
-    poly = make_polycrystal(
-        scan_shape=tuple(cfg["scan"]["shape"]),
-        n_grains=int(pc["grains"]),
-        size_spread=float(pc["size_spread"]),
-        strain_max=float(pc["strain_max"]),
-        layers_range=tuple(pc["layers"]),
-        tilt_max_deg=float(pc["tilt_max_deg"]),
-        seed=seed,
-    )
+    poly = make_polycrystal(PolycrystalOptions.from_config(cfg), seed)
     engine = make_engine(cfg)
     patterns = engine.grain_patterns(poly, progress=progress)
     patterns = patterns / patterns.sum(axis=(1, 2), keepdims=True)
@@ -144,13 +135,16 @@ def write_noisy_dataset(
     seed = int(clean.attrs["seed"])
     level_key = int(round(noise.level * 1e6))
     Rx, Ry = poly.grain_map.shape
-    expected = noise.expected_counts(clean.patterns) if noise.level > 0 else clean.patterns
+    # one noise-free pattern per grain, the probe alone last (vacuum)
+    sources = np.concatenate([clean.patterns, clean.probe[None]])
+    source_map = np.where(poly.vacuum_mask, len(clean.patterns), poly.grain_map)
+    expected = noise.expected_counts(sources) if noise.level > 0 else sources
 
     def row(r: int) -> np.ndarray:
-        grains = poly.grain_map[r]
+        index = source_map[r]
         if noise.level == 0:
-            return noise.apply(clean.patterns[grains], None)
-        return noise.sample(expected[grains], stream(seed, "noise", level_key, r))
+            return noise.apply(sources[index], None)
+        return noise.sample(expected[index], stream(seed, "noise", level_key, r))
 
     attrs = dict(clean.attrs)
     attrs.update(

@@ -3,7 +3,8 @@
 Rows are noise levels; for each of Strain X (``exx``), Strain Y (``eyy``) and Shear (``exy``) a
 column per method, ours and the paper's, in units of 1e-3 as in the paper. Our ``x`` is array
 axis 0 (DESIGN.md); the paper's "Strain X" column is set beside our ``exx``. A second table gives
-what the paper lacks: rotation MAE, coverage and wall time. Given the Cramér-Rao bounds
+what the paper lacks: rotation MAE, coverage, wall time and, with vacuum in the scan, the share of
+vacuum positions where a method gave a strain (false answers). Given the Cramér-Rao bounds
 (:mod:`strainbench.bound`), a "limit" column per component gives the lowest MAE an unbiased method
 could reach, and a third table each method's MAE as a multiple of it. With several seeds a cell
 reads ``mean ± standard deviation``; a cell some seeds of which gave no answer says so
@@ -40,6 +41,7 @@ def load_metrics(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
                 "seed": m["seed"],
                 **{f"mae_{k}": (math.nan if v is None else v) for k, v in m["mae"].items()},
                 "coverage": m["coverage"],
+                "vacuum_false_answers": math.nan if m.get("vacuum_false_answers") is None else m["vacuum_false_answers"],
                 "wall_seconds": m["wall_seconds"],
                 "error": m.get("error"),
             }
@@ -92,6 +94,7 @@ def build_tables(metrics: pd.DataFrame, paper: pd.DataFrame, bounds: pd.DataFram
     methods = sorted(metrics["method"].unique())
     levels = sorted(metrics["noise_level"].unique())
     has_bounds = bounds is not None and not bounds.empty
+    has_vacuum = bool(metrics["vacuum_false_answers"].notna().any())
     mae_rows, extra_rows, ratio_rows = [], [], []
     for w in levels:
         at = metrics[metrics["noise_level"] == w]
@@ -113,6 +116,8 @@ def build_tables(metrics: pd.DataFrame, paper: pd.DataFrame, bounds: pd.DataFram
             sel = at[at["method"] == m]
             extra[("rotation MAE (deg)", m)] = _cell(sel["mae_theta"], 1.0, 3)
             extra[("coverage (%)", m)] = _cell(sel["coverage"], 100.0, 1)
+            if has_vacuum:
+                extra[("false answers in vacuum (%)", m)] = _cell(sel["vacuum_false_answers"], 100.0, 1)
             extra[("wall time (s)", m)] = _cell(sel["wall_seconds"], 1.0, 1)
         if has_bounds:
             extra[("rotation MAE (deg)", "limit (CRLB)")] = _cell(limit["mae_theta"], 1.0, 4)

@@ -10,7 +10,7 @@ import scipy.ndimage as ndi
 torch = pytest.importorskip("torch")
 
 from ccstae.affine import affine_grid, compose, invert, sample_points, warp  # noqa: E402
-from ccstae.data import gaussian_blur, radial_grid, ring_mask, spot_centres, spot_mask  # noqa: E402
+from ccstae.data import clear_of_direct_beam, gaussian_blur, radial_grid, ring_mask, spot_centres, spot_mask  # noqa: E402
 from ccstae.model import CCSTAE, AffineHead, AffineLimits, Encoder, KSparse, ResidualBlock  # noqa: E402
 from ccstae.strain import strain_maps  # noqa: E402
 from strainbench.io import DatasetReader, reciprocal_deformation  # noqa: E402
@@ -219,7 +219,7 @@ def test_fit_stops_with_a_clear_error_when_the_training_diverges():
     patterns[5, 0, 3, 3] = float("inf")  # one pixel no contract check would let through
     reference = np.zeros((4, 4), dtype=bool)
     reference[:2, :2] = True
-    data = PatternSet(patterns, (4, 4), reference, 3.0, (15.5, 15.5))
+    data = PatternSet(patterns, (4, 4), reference, 3.0, (15.5, 15.5), 3.5)
     with pytest.raises(FloatingPointError, match="diverged"):
         fit(data, FitConfig(rotation_epochs=1, strain_epochs=1, batch_size=8), torch.device("cpu"), progress=False)
 
@@ -261,29 +261,36 @@ def test_base_initialisation_reproduces_bright_and_faint_pixels():
     assert torch.allclose(model.bases()[0], init, rtol=1e-5)
 
 
-def test_spot_centres_keep_whole_shells_by_strength_over_a_steep_background():
-    # six inner disks (29 px) on a steep central background and six outer disks (50 px) of 0.7
-    # their height (0.7 x 50 / 29 = 1.2 times their strength) but one at 0.3 (0.43 of the strongest
-    # disk's strength, below the threshold on its own), and six faint third-order disks (58 px):
-    # against one threshold for the whole ring, a third of the way from the ring's median to the
-    # brightest spot, the outer disks fall below it; above the radial floor both shells pass whole,
-    # and the faint shell (0.1 x 58 / 29 = 0.2) does not
-    size, centre, radius = 128, (64.0, 64.0), 6.0
+def test_spot_centres_are_the_lattice_over_a_steep_background_and_noise():
+    # a hexagonal lattice of disks (29 px) on a steep central background, its outer shells
+    # fainter, and maxima of noise between them: the spots are the lattice points, whatever their
+    # height, and none of the maxima off the lattice; the lattice spacing comes with them
+    size, centre, radius = 128, (64.0, 64.0), 4.0
     r = radial_grid(size, centre)
     base = 200.0 / (1.0 + r**2 / 4.0)
-    inner = [(29.0, math.radians(60 * k), 1.0) for k in range(6)]
-    outer = [(50.0, math.radians(60 * k + 30), 0.7 if k else 0.3) for k in range(6)]
-    faint = [(58.0, math.radians(60 * k), 0.1) for k in range(6)]
-    for distance, angle, height in inner + outer + faint:
-        at = (centre[0] + distance * math.cos(angle), centre[1] + distance * math.sin(angle))
-        base = base + height * (radial_grid(size, at) <= radius).float()
+    g1, g2 = np.array([29.0, 0.0]), 29.0 * np.array([0.5, math.sqrt(3) / 2])
+    expected = set()
+    for h in range(-3, 4):
+        for k in range(-3, 4):
+            p = np.array(centre) + h * g1 + k * g2
+            d = float(np.hypot(*(p - centre)))
+            if 0 < d < 58:
+                base = base + (1.0 if d < 40 else 0.2) * (radial_grid(size, tuple(p)) <= radius).float()
+                expected.add((round(p[0]), round(p[1])))
+    rng = np.random.default_rng(0)
+    for x, y in rng.uniform(10, 118, size=(40, 2)):
+        base = base + 0.05 * (radial_grid(size, (x, y)) <= 1.5).float()
     ring = ring_mask(size, centre, 1.3 * radius, 0.48 * size)
-    centres = spot_centres(base[None, None], ring, centre, radius, 2 * radius)
-    expected = {(round(centre[0] + d * math.cos(a)), round(centre[1] + d * math.sin(a))) for d, a, _ in inner + outer}
-    assert len(centres) == 12 and all(min(abs(x - ex) + abs(y - ey) for ex, ey in expected) <= 1 for x, y in centres)
-    mask = spot_mask(centres, ring, 1.1 * radius)
+    spots = spot_centres(base[None, None], ring, centre, radius, 2 * radius)
+    assert abs(spots.spacing - 29.0) < 0.3
+    found = set(spots.centres)
+    assert len(found) == len(expected) and all(min(abs(x - ex) + abs(y - ey) for ex, ey in expected) <= 1 for x, y in found)
+    mask = spot_mask(spots.centres, ring, 1.1 * radius)
     _, count = ndi.label(mask[0, 0].numpy() > 0)
-    assert count == 12 and mask.shape == base[None, None].shape
+    assert count == len(expected) and mask.shape == base[None, None].shape
+    # the direct beam's reach: disks whose inner edge lies within it of the beam's edge are left out
+    clear = clear_of_direct_beam(spots, centre, radius, 29.0 - 2 * radius + 1)
+    assert all(math.hypot(x - centre[0], y - centre[1]) > 40 for x, y in clear.centres) and len(clear.centres) == len(expected) - 6
 
 
 def test_fit_config_rejects_unknown_keys_and_bad_refinement_settings():

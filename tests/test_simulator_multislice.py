@@ -16,7 +16,7 @@ pytest.importorskip("abtem")
 
 @pytest.fixture(scope="module")
 def quick_engine():
-    cfg = copy.deepcopy(load_config(ROOT / "config" / "config.yaml"))
+    cfg = copy.deepcopy(load_config(ROOT / "config" / "quick_disks.yaml"))
     return make_engine(cfg)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from strainbench.io import STRAIN_FORMAT, ContractError, DatasetReader, check_output_path, write_strain
 
 from . import PIPELINE_VERSION
-from .pipeline import calibrate_origin, derive_parameters, detect_disks, index_and_fit, orientation_map, strain_maps
+from .pipeline import MAX_CHANCE, calibrate_origin, chance_of_lattice, derive_parameters, detect_disks, index_and_fit, orientation_map, strain_maps
 
 
 def run(dataset: str, out: str, workers: int = 0, progress: bool = True) -> dict[str, np.ndarray]:
@@ -28,7 +28,8 @@ def run(dataset: str, out: str, workers: int = 0, progress: bool = True) -> dict
         mask = reader.reference_mask
     calibrate_origin(bvs, params)
     phi = orientation_map(bvs, params)
-    B = index_and_fit(bvs, params, phi, progress=progress)
+    B, counts = index_and_fit(bvs, params, phi, progress=progress)
+    B[chance_of_lattice(bvs, counts, params) > MAX_CHANCE] = np.nan  # vacuum: no lattice
     maps = strain_maps(B, mask)
     t_end = time.perf_counter()
     n = int(np.prod(mask.shape))

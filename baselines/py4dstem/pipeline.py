@@ -23,7 +23,11 @@ Steps (py4DSTEM 0.14 does the detection, the origin calibration, the indexing an
    orientation bins, and each cluster is indexed by py4DSTEM (``index_bragg_directions``,
    ``add_indices_to_braggvectors`` with the cluster's mask) against the reference lattice rotated to
    the cluster's orientation. ``fit_lattice_vectors_all_DPs`` then fits ``g1, g2`` at every position.
-5. **Strain** (:func:`strain_maps`): ``F = (B B_ref^-1)^-T`` with ``B = [g1 g2]`` and ``B_ref`` the
+5. **Vacuum** (:func:`chance_of_lattice`): a position whose indexed disks are no more than noise
+   peaks would give by chance (probability above :data:`MAX_CHANCE`) gets no lattice: in vacuum
+   the detection, relative to the strongest peak there is, returns noise peaks, some of which fall
+   near lattice points.
+6. **Strain** (:func:`strain_maps`): ``F = (B B_ref^-1)^-T`` with ``B = [g1 g2]`` and ``B_ref`` the
    median over the reference region, decomposed by the contract's left polar decomposition.
    Positions where detection, indexing or fitting failed are NaN.
 """
@@ -91,6 +95,7 @@ MIN_NUM_PEAKS = 5  # indexed peaks (with the direct beam) for a lattice fit
 INDEX_TOLERANCE = 0.2  # of |g1|: largest distance of a disk from its lattice point
 ORIENTATION_BIN_DEG = 1.0
 DIRECT_BEAM_HEADROOM = 3.0  # the attenuated direct beam's correlation peak, in strongest diffracted disks
+MAX_CHANCE = 1e-4  # a lattice fit whose indexed disks could have come by chance more often (noise, vacuum) is no answer
 
 
 def detection_kwargs(min_peak_spacing: float, edge_boundary: int) -> dict:
@@ -332,10 +337,11 @@ def _lattice_points(basis: np.ndarray, reach: float) -> np.ndarray:
     return g[np.linalg.norm(g, axis=1) <= reach]
 
 
-def index_and_fit(bvs, params: Parameters, phi: np.ndarray, progress: bool = True) -> np.ndarray:
+def index_and_fit(bvs, params: Parameters, phi: np.ndarray, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Index each orientation cluster with py4DSTEM and fit ``g1, g2`` at every position.
 
-    Returns ``B`` ``(Rx, Ry, 2, 2)`` with columns ``g1, g2`` in pixels, NaN where it failed.
+    Returns ``B`` ``(Rx, Ry, 2, 2)`` with columns ``g1, g2`` in pixels, NaN where it failed, and
+    the number of indexed disks other than the direct beam at each position ``(Rx, Ry)``.
     """
     from emdfile import PointListArray
     from py4DSTEM.process.strain.latticevectors import (
@@ -349,6 +355,7 @@ def index_and_fit(bvs, params: Parameters, phi: np.ndarray, progress: bool = Tru
     reach = float(np.hypot(*bvs.Qshape))
     dtype = [("qx", float), ("qy", float), ("intensity", float), ("g1_ind", int), ("g2_ind", int)]
     indexed = PointListArray(dtype=dtype, shape=bvs.Rshape)
+    counts = np.zeros(bvs.Rshape, dtype=int)
     bins = np.floor(phi / params.orientation_bin_deg)
     for b in np.unique(bins[np.isfinite(bins)]):
         mask = bins == b
@@ -362,11 +369,39 @@ def index_and_fit(bvs, params: Parameters, phi: np.ndarray, progress: bool = Tru
             pl = cluster.get_pointlist(rx, ry)
             if pl.length:
                 indexed.get_pointlist(rx, ry).add_data_by_field(tuple(pl.data[k] for k, _ in dtype))
+                counts[rx, ry] = int(diffracted(pl.data["qx"], pl.data["qy"], params).sum())
     fit = fit_lattice_vectors_all_DPs(indexed, 0.0, 0.0, params.min_num_peaks)
     s = {k: fit.get_slice(k).data for k in ("g1x", "g1y", "g2x", "g2y", "mask")}
     B = np.stack([np.stack([s["g1x"], s["g2x"]], -1), np.stack([s["g1y"], s["g2y"]], -1)], -2)
     B[s["mask"] == 0] = np.nan
-    return B
+    return B, counts
+
+
+def diffracted(qx: np.ndarray, qy: np.ndarray, params: Parameters) -> np.ndarray:
+    """Which peaks (calibrated, pixels from the origin) are diffracted disks, not the direct beam:
+    those farther than half the shortest lattice spacing from the origin."""
+    return np.hypot(qx, qy) > 0.5 * params.g1_length
+
+
+def chance_of_lattice(bvs, counts: np.ndarray, params: Parameters) -> np.ndarray:
+    """At each position, the probability ``(Rx, Ry)`` that as many of its detected diffracted peaks
+    as were indexed would fall within the indexing tolerance of the lattice by chance: each peak
+    lands near a lattice point with probability ``f``, the share of the detector within the
+    tolerance of one (binomial survival function). In vacuum, noise peaks fill the detector
+    (the threshold is relative to the strongest peak there is, itself noise) and about ``f`` of
+    them index; a crystal's disks index nearly all."""
+    from scipy.stats import binom
+
+    Qx, Qy = bvs.Qshape
+    points = _lattice_points(np.array(params.reference_basis).T, float(np.hypot(Qx, Qy)))
+    on_detector = (np.abs(points) < np.array([Qx, Qy]) / 2).all(axis=1) & (np.linalg.norm(points, axis=1) > 0)
+    share = min(1.0, on_detector.sum() * np.pi * params.max_peak_spacing**2 / (Qx * Qy))
+    detected = np.zeros(bvs.Rshape, dtype=int)
+    for rx in range(bvs.Rshape[0]):
+        for ry in range(bvs.Rshape[1]):
+            v = bvs.cal[rx, ry]
+            detected[rx, ry] = int(diffracted(v.qx, v.qy, params).sum())
+    return np.where(detected > 0, binom.sf(counts - 1, np.maximum(detected, 1), share), 1.0)
 
 
 def _basis_orientation(basis: np.ndarray, symmetry_deg: float) -> float:
