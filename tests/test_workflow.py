@@ -1,5 +1,6 @@
 """The Snakemake DAG end to end on the tiny config, with method folders added on the fly."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,9 @@ def test_full_dag_runs_and_a_crash_does_not_stop_the_table(workdir):
     rep = _snakemake(workdir, "--report", "report.html")
     assert rep.returncode == 0, rep.stderr[-3000:]
     assert (workdir / "report.html").stat().st_size > 10_000
+    # where the run ran, written when it ended
+    machine = json.loads((out / "machine.json").read_text())
+    assert machine["cores"] >= 1 and machine["packages"]["strainbench"] and machine["wall_seconds"] > 0
     # every rule leaves a log and a benchmark
     assert list((out / "benchmarks").rglob("*.tsv")) and list((out / "logs").rglob("*.log"))
     # the tiny config keeps its datasets (keep_datasets), so that one cell can be refitted alone
