@@ -1,149 +1,43 @@
 """Per-pattern refinement of the learned affine transforms (beyond the paper; ``refine_iterations``).
 
-The encoder's transforms are an amortised guess: one network maps every pattern to its affine, and
-its precision is that of a regression on a pooled image. This step keeps everything the training
-learned (the base, the spot mask, each pattern's transform as the starting point) and then, for each
-pattern on its own, fits the base's spots to the pattern by damped Gauss-Newton (Levenberg-Marquardt
-with a fixed damping), minimising ``|mask (a * model - x)|^2`` where the model moves each spot of
-the base rigidly:
+The encoder's transforms are an amortised guess: one network maps every pattern to its affine,
+with the precision of a regression on a pooled image. The refinement keeps what the training
+learned (the base, the spot mask, each pattern's transform as the starting point) and fits, for
+each pattern on its own, the base's spots to the pattern by damped Gauss-Newton (Levenberg-
+Marquardt with a fixed damping), minimising ``|mask (a * model - x)|^2``:
 
-- **the spots move, they are not strained** (since 2026-12-01's sixth session): the affine ``(A, t)``
-  (the inverse of ``(B, s)``) carries each spot's disk centre ``c_k`` (:func:`disk_centres`) to
-  ``p_k = A c_k + t``, and the spot's content comes along turned by the grain's rotation ``R`` (that
-  of ``B``) but not stretched, ``model(p) = base(c_k + R (p - p_k))`` (``V R`` in place of ``R``:
-  the next item). The disks of a diffraction pattern keep their size when the lattice strains
-  (their radius is the convergence angle), and the
-  training's whole-pattern warp, the paper's, stretches them with the lattice. Fitted with that warp,
-  a disk's outer edge (lever ``|g| + r``) and inner edge (``|g| - r``) pull the scale to
-  ``1 - delta |g|^2 / (|g|^2 + r^2)`` for a true ``1 - delta``: every strain relative to the base
-  read short by ``r^2 / (|g|^2 + r^2)``, 4% for the ``quick`` data's second-order disks (|g| 50 px,
-  r 10.2 px). Measured as the slope of the grains' offsets against their true strain (refinement
-  only, on one training's transforms, development seed; exploratory script): -0.04 / -0.04 / -0.03
-  noise-free for exx / eyy / exy and -0.05 to -0.06 at 70%, with the rigid spots -0.004 / -0.001 /
-  -0.002 and -0.01; the MAE (x 1e-3) 0.51 / 0.60 / 0.30 -> 0.45 / 0.40 / 0.12 at 0%, 0.87 / 0.94 /
-  0.59 -> 0.81 / 0.85 / 0.52 at 25%, 2.03 / 2.13 / 1.46 -> 2.03 / 2.05 / 1.40 at 70%;
-- **the spots keep the data's size, whatever the base's frame** (2026-12-01, eighth session; the
-  ``frame`` of :func:`refine`): the training learns the base in a frame of its own (its scale is
-  free, and at high noise it leaves the reference region's by up to 3%: ``base_frame_stretch`` in
-  :mod:`ccstae.train`), and the base's disks come with it, 3% smaller or larger than every
-  pattern's. Each spot's content is therefore sampled at ``c_k + V R (p - p_k)``, ``V`` the left
-  stretch of the map from the reference region's patterns into the base (:func:`base_frame`),
-  which gives the base's disks back the data's size. Fitted at the base's size, a disk with a
-  radial intensity gradient or on a sloped background is pulled by an amount that depends on its
-  thickness, which the reference does not remove: on ``quick`` seed 2, whose base drifted by
-  3.0 / 1.4%, the thick grains read +1.9e-3 against its thin reference grain at 70% noise. One
-  training's transforms held fixed, the refinement alone changed (exploratory script, MAE x 1e-3
-  exx / eyy / exy, without -> with): development seed (three training seeds, ranges) 0%
-  0.44-0.45 / 0.39-0.41 / 0.12-0.14 -> 0.38-0.39 / 0.33-0.35 / 0.12-0.14, 25% 0.81 / 0.81-0.86 /
-  0.51-0.53 -> 0.76-0.77 / 0.74-0.78 / 0.51-0.52, 50% 1.15 / 1.25-1.29 / 0.82-0.83 -> 1.13 /
-  1.20-1.31 / 0.82-0.83, 70% 2.01-2.04 / 2.02-2.28 / 1.39-1.41 -> 1.99-2.03 / 2.04-2.25 /
-  1.40-1.41; seed 2 at 35% 1.55 / 1.55 / 0.81 -> 1.05 / 1.08 / 0.72 and at 70% 2.99 / 2.92 / 1.94
-  -> 2.46 / 2.58 / 1.81; the ``tiny`` sets within 0.01 (0.05 for one shear);
-- **two rounds: the second against a base rebuilt from every pattern, sampled twice as fine**
-  (2026-12-01, eighth session; ``rebuild``, ``refine_rebuild`` in the fit config): the learned base
-  moves little from its start (the reference region's mean pattern) in the training's few epochs
-  and keeps that mean's noise, and a template with noise biases a Gauss-Newton fit (its Jacobian
-  carries the noise's gradient, which correlates with the same noise in the residual); and
-  sampled bilinearly on its own grid, the base is smoothed by an amount that depends on the
-  sub-pixel phase, so the reference region's patterns, near the identity, lock to its pixels (a
-  base re-expressed 0.1% larger moved every grain by 0.15e-3 against the reference). So after the
-  first round the base is rebuilt as the mean of every pattern warped into its frame by the
-  first round's transform (:func:`rebuilt_base`), and a second round, from the encoder's start
-  again, samples it on a grid twice as fine made from its spectrum (:func:`upsample_spectrum`,
-  exact for a band-limited base; its gradient taken there). Neither part serves alone: the fine
-  grid with the learned base broke ``tiny_200px`` at 70% noise (every grain biased by several
-  1e-3), the rebuilt base on its own grid was no better on the development seed at 70%; together
-  (one training's transforms held fixed,
-  exploratory script, MAE x 1e-3, three training seeds): 0% 0.38-0.39 / 0.33-0.35 / 0.12-0.14 ->
-  0.22-0.24 / 0.31-0.32 / 0.06-0.07, 25% 0.76-0.77 / 0.74-0.78 / 0.51-0.52 -> 0.72-0.73 /
-  0.76-0.78 / 0.48, 50% 1.13 / 1.20-1.31 / 0.82-0.83 -> 1.06-1.07 / 1.12-1.17 / 0.73-0.74, 70%
-  1.99-2.03 / 2.04-2.25 / 1.40-1.41 -> 1.88-1.89 / 1.88-1.90 / 1.30-1.31. Twice the refinement's
-  time;
-- the Jacobian comes from the base's image gradient at the moved positions, turned back by ``V R``,
-  times the spot centre's coordinates (``d model / dA_ij = -((V R)^T grad base)_i c_kj``, ``d model /
-  dt_i = -((V R)^T grad base)_i``): the step is taken in ``(A, t)``, where the spots' positions are
-  linear;
-- ``a`` is one amplitude per diffraction spot of the mask, solved in closed form at every iteration:
-  the disks' intensities change with thickness and tilt while their positions carry the strain, and a
-  single base with fixed intensities biases the fitted positions (an exploratory run on noise-free
-  ``quick`` data, development seed 0: up to 1.4e-2 isotropic strain on some grains without it,
-  below 2.5e-3 with it);
-- the mask moves with the spots (re-sampled at every iteration, not differentiated); which spot a
-  pixel belongs to is read from the affine's image of it;
-- a diffuse background ``c b(r)`` joins the model with ``refine(..., background=True)``
-  (``refine_background`` in the fit config; off by default since the high-pass below replaced
-  it): its shape ``b`` depends only on the distance to the pattern centre and is measured from
-  the data (the mean, over all patterns, of the pixels away
-  from the spots), and is taken out of the base; its level ``c >= 0`` is solved with the spot
-  amplitudes in closed form for each pattern. Thermal diffuse and inelastic scattering, the
-  direct beam's tails, and the paper's noise model (a Lorentzian about the centre mixed into every
-  pattern) all slope across a disk, and a disk fitted on a sloped background is pulled towards the
-  centre by an amount that depends on the grain's disk intensity (its thickness), so the reference
-  region does not remove it. On the development seed (``quick``, seed 0) it lowered the exx MAE
-  from 0.91 to 0.49e-3 without noise and from 1.93 to 1.18e-3 at 25% noise; at 70% it was no
-  better (2.39 vs 2.11e-3 for exx, 2.42 vs 2.43e-3 for eyy): there the thinnest grains' disks are
-  a fifth of the background under them and the measured shape, which carries some of the disks'
-  tails, over-corrects them;
-  the shape is measured twice: from the encoder's transforms for the trial steps and the rotation
-  guard (pass 1), then again from the transforms pass 1 leaves, for the remaining steps (pass 2).
-  Where the encoder's transform is far off (a false rotation basin that the guard corrects, a
-  strain far from the truth) the first measurement counts that pattern's disks as background,
-  and the thinnest grains' fit inherits the error: on the development seed at 70% noise (exx /
-  eyy MAE x 1e-3, one pass -> two) training seed 2 went from 2.49 / 2.47 to 2.10 / 2.15 (its thin
-  grains' exx bias from +7.6 to +2.4e-3), training seed 0 stayed at 2.20 / 2.14;
-- a radial intensity gradient across the disks (``refine(..., gradients=True)``, the default;
-  ``refine_gradients`` in the fit config): each spot of a shell (spots at about the same distance
-  from the centre) is multiplied by ``1 + h u``, ``u`` the outward radial offset in the spot's own
-  radii (:func:`spot_ramps`), with one ``h`` per shell and pattern, a seventh (eighth...) unknown of
-  the Gauss-Newton step, held within ``RAMP_LIMIT``. In multislice WS2 the disks' interior grows
-  brighter towards the centre with thickness (second-order disks: the outer half holds 0.92-0.94 of
-  the inner half's intensity at 8-9 layers, 0.99-1.02 at 3 layers; noise-free ``quick`` data,
-  development seed 0), and a base whose disks carry the average gradient pulls the disks of thin
-  grains outwards, most where the noise background weighs on them. On the development seed
-  (encoder transforms of one training run held fixed, exploratory script, exx / eyy x 1e-3,
-  without -> with): 0% 0.49 / 0.57 -> 0.58 / 0.64, 5% 0.81 / 1.16 -> 0.76 / 0.90, 15%
-  0.71 / 0.95 -> 0.72 / 0.79, 50% 1.69 / 1.69 -> 1.47 / 1.36, 70% 2.39 / 2.42 -> 2.15 / 2.16; shear
-  0.01-0.03 higher; about a third more refinement time.
+- **the spots move, they are not strained**: the affine ``(A, t)`` (the inverse of ``(B, s)``)
+  carries each spot's disk centre ``c_k`` (:func:`disk_centres`) to ``p_k = A c_k + t``, and the
+  spot's content comes along turned by the grain's rotation ``R`` (that of ``B``) but not
+  stretched: a disk's radius is the convergence angle whatever the strain;
+- **in the base's frame**: each spot is sampled at ``c_k + V R (p - p_k)``, ``V`` the left stretch
+  of the map from the reference region's patterns into the base (:func:`base_frame`), so that the
+  base's disks keep the data's size whatever scale the training gave the base;
+- **one amplitude per spot** ``a_k``, solved in closed form at every step (the disks' intensities
+  change with thickness and tilt, their positions carry the strain), and with ``gradients`` one
+  radial intensity gradient per shell of spots (``1 + h u``, :func:`spot_ramps`, within
+  ``RAMP_LIMIT``): the disks' dynamical contrast;
+- **high-passed** patterns and base (``highpass_sigma``, a Gaussian blur of that width
+  subtracted): whatever varies slowly under a spot (the noise background, diffuse scattering, the
+  direct beam's tails) is taken out of both sides; optionally a fitted diffuse background instead
+  (``background``, :func:`diffuse_background`);
+- **two rounds** (``rebuild``): the second against a base rebuilt from every pattern warped by the
+  first round's transforms (:func:`rebuilt_base`: the learned base keeps the noise of its start)
+  and sampled on a grid twice as fine (:func:`upsample_spectrum`), from the encoder's start again;
+- the Jacobian is the base's image gradient at the moved positions, turned back by ``V R``, times
+  the spot centre's coordinates: the step is taken in ``(A, t)``, where the spots' positions are
+  linear; the mask moves with the spots (sampled at every step, not differentiated).
 
-- the patterns and the base high-passed (``refine(..., highpass_sigma=sigma)``, a Gaussian blur of
-  ``sigma`` pixels subtracted; ``refine_highpass`` in the fit config, in probe radii, 0.5 by
-  default) in place of the diffuse background term (``refine_background: false`` by default):
-  whatever varies slowly under a disk (the noise background, diffuse scattering, a disk's own
-  slow dynamical contrast) is taken out of both sides, and the fit holds on to the disks' edges.
-  The fitted background is a single radial shape for the whole dataset, and what it misses pulls
-  the disks of thin grains (weak disks on a strong background) one way and of thick grains the
-  other. On the development seed (``quick``, seed 0; the encoder's transforms of one training run
-  held fixed, exploratory script; exx / eyy / exy x 1e-3, background term -> high-pass of half a
-  probe radius): 0% 0.36 / 0.75 / 0.38 -> 0.51 / 0.60 / 0.30, 25% 1.03 / 0.96 / 0.63 ->
-  0.87 / 0.94 / 0.59, 35% 1.17 / 1.11 / 0.74 -> 0.98 / 1.12 / 0.69, 50% 1.41 / 1.36 / 0.91 ->
-  1.23 / 1.37 / 0.89, 60% 1.66 / 1.62 / 1.06 -> 1.45 / 1.62 / 1.05, 70% (four training seeds,
-  mean) 2.06 / 2.14 / 1.40 -> 2.04 / 2.21 / 1.46: better up to 60%, a little worse at 70% in
-  eyy and shear, where the high-pass's loss of the disks' slow signal begins to count. A blur of
-  0.35 probe radii was worse at 70% (2.10 / 2.15 / 1.50 for one training run), 0.7 worse in eyy
-  from 0% to 50%, 2 far worse (6.61e-3 at 70%: the blur reaches the neighbouring disks); both
-  the high-pass and the background term together were worse than either.
+Rotation guard: each pattern's rotation is also estimated by circular cross-correlation of its
+azimuthal profile with the base's; where that start and the encoder's lie more than 2 degrees
+apart (modulo the base's rotational symmetry, :func:`profile_symmetry`), or the encoder's start
+left the strain bound, both are refined for ``TRIAL_ITERATIONS`` steps and, if they end in
+different basins, the start whose mask holds the brighter pattern is kept. Strain guard: a start
+or result whose principal strains relative to the base exceed ``strain_limit`` (a false basin, or
+a pattern with too little signal) falls back to the encoder's transform.
 
-Rotation guard: before refining, the rotation of each pattern is also estimated by circular
-cross-correlation of its azimuthal profile with the base's (over the spots' radii, 1 degree bins);
-the encoder's start is refined for ``TRIAL_ITERATIONS`` steps and, where the two start more than 2
-degrees apart (modulo the base's own rotational symmetry, found from its azimuthal
-autocorrelation) or the encoder's start has left the strain bound (below), so is the second start
-(that rotation about the pattern centre with no strain); if they end in different basins
-(rotations again more than 2 degrees apart), the one whose mask holds the brighter pattern is
-kept (a residual after the per-spot amplitude fit is not a fair judge: a mask on empty background
-is fitted well by a small amplitude), else the encoder's.
-It catches the rare grain whose encoder rotation sits in a false basin (about 30 degrees off at high
-noise). Strain guard: a pattern with too little signal on its spots lets the fit drift in scale
-(both start points ran to 25-40% strain on 13 positions of thin grains in the reported ``quick``
-run at 20% noise), so a start point whose principal strains relative to the base exceed
-``strain_limit`` (10% by default: beyond any elastic strain) is not chosen, and a refined result
-beyond it falls back to the encoder's transform. The limit is wider than the encoder's own bound
-(5%, the paper's): the base is not the reference lattice, and grains strained against a strained
-reference sit farther from the base than the encoder can reach (``quick`` seed 2: the reference
-grain 2% off the base, two grains at 5.4-5.7%; with the encoder's bound as the limit their
-refined transforms, right to 1e-3, were thrown back to the encoder's, clipped at its bound and
-1.6e-2 off in eyy). Coordinates: normalised ``(x, y)`` = (row, column) as in
-:mod:`ccstae.affine`.
+Coordinates: normalised ``(x, y)`` = (row, column) as in :mod:`ccstae.affine`. What each part
+buys, measured, is in ``docs/ccstae.md``.
 """
 
 from __future__ import annotations

@@ -10,8 +10,6 @@ seconds per grain.
 from __future__ import annotations
 
 import copy
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -21,10 +19,6 @@ import numpy as np
 
 from .config import make_engine, validate_config
 from .simulate import simulate_clean, write_noisy_dataset
-
-
-def machine_description() -> str:
-    return f"{platform.node() or 'host'}: {os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}"
 
 
 def noise_stage_throughput(cfg: Mapping, scan_shape: tuple[int, int], noise_level: float, repeats: int = 2) -> float:

@@ -142,10 +142,12 @@ def _cmd_figures(args: argparse.Namespace) -> None:
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> None:
-    from .benchmark import machine_description, run_benchmark
+    from .benchmark import run_benchmark
+    from .provenance import machine
 
     configs = {Path(p).stem: load_config(p) for p in args.config}
-    print(f"machine: {machine_description()}")
+    here = machine()
+    print(f"machine: {here['cpu']}, {here['cores']} cores, {here['memory_gib']} GiB, GPU {here['gpu'] or 'none'}, Python {here['python']}")
     rows = run_benchmark(configs, tuple(args.scan), args.grains)
     print(f"{'config':<10} {'detector':<9} {'engine':<11} {'noisy pat/s':>12} {'noise-free pat/s':>17} {'engine s/grain':>15}")
     for r in rows:

@@ -135,3 +135,39 @@ def make_engine(cfg: Mapping):
     from .engines.multislice import MultisliceEngine
 
     return MultisliceEngine(crystal, geometry, **section)
+
+
+def _schema_rows(properties: Mapping, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """``(key, type, default, description)`` of every property, nested keys as ``a/b``."""
+    rows = []
+    for key, sub in properties.items():
+        name = f"{prefix}{key}"
+        kind = sub.get("type") or ("one of " + ", ".join(map(str, sub["enum"])) if "enum" in sub else "")
+        if kind == "array" and "items" in sub:
+            kind = f"list of {sub['items'].get('type', 'values')}"
+        default = "" if "default" not in sub else str(sub["default"]).lower() if isinstance(sub["default"], bool) else str(sub["default"])
+        description = " ".join(str(sub.get("description", "")).split())
+        rows.append((name, kind, default, description))
+        if sub.get("type") == "object" and "properties" in sub:
+            rows.extend(_schema_rows(sub["properties"], f"{name}/"))
+    return rows
+
+
+def reference_markdown() -> str:
+    """``config/README.md``: every config key of the schema, its type, default and meaning."""
+    sch = schema()
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `strainbench/schemas/config.schema.yaml` by `python scripts/config_reference.py`",
+        "(a test keeps the two equal). " + " ".join(sch["description"].split()),
+        "",
+        "Required at the top level: " + ", ".join(f"`{k}`" for k in sch["required"]) + ". The workflow",
+        "always loads `config/config.yaml` first and a `--configfile` on top of it, key by key, so",
+        "every config of this folder sets every key.",
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| `{k}` | {t} | {d} | {m} |" for k, t, d, m in _schema_rows(sch["properties"])]
+    return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""The benchmark's metric (DESIGN.md): MAE against ground truth outside the reference region.
+"""The benchmark's metric (docs/contract.md): MAE against ground truth outside the reference region.
 
 For ``exx, eyy, exy``: mean of ``|estimate - label|`` over the crystal's scan positions outside the
 reference region where the method gave an answer (vacuum, grain id -1, is not scored). For ``theta``: the same with the label taken relative to

@@ -1,4 +1,4 @@
-"""The paper's noise model (DESIGN.md, as in the authors' code).
+"""The paper's noise model (docs/contract.md, as in the authors' code).
 
 For a noise-free pattern ``I`` normalised to sum 1 and the background
 ``B(q) = 1 / (1 + |q|^2 / width^2)`` (``q`` the detector's centred FFT frequencies in cycles per

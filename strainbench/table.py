@@ -2,7 +2,7 @@
 
 Rows are noise levels; for each of Strain X (``exx``), Strain Y (``eyy``) and Shear (``exy``) a
 column per method, ours and the paper's, in units of 1e-3 as in the paper. Our ``x`` is array
-axis 0 (DESIGN.md); the paper's "Strain X" column is set beside our ``exx``. A second table gives
+axis 0 (docs/contract.md); the paper's "Strain X" column is set beside our ``exx``. A second table gives
 what the paper lacks: rotation MAE, coverage, wall time and, with vacuum in the scan, the share of
 vacuum positions where a method gave a strain (false answers). Given the Cramér-Rao bounds
 (:mod:`strainbench.bound`), a "limit" column per component gives the lowest MAE an unbiased method

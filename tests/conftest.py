@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,49 @@ from strainbench.config import load_config
 from strainbench.simulate import simulate_clean, write_noisy_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
+
+WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "baselines", "ccstae", "strainbench", "containers", "constraints.txt")
+
+
+def copy_workflow(dst: Path) -> Path:
+    """A copy of the workflow (rules, configs, profiles, methods, container recipes) in ``dst``."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_PARTS:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.sif"))
+        else:
+            shutil.copy(src, dst / name)
+    return dst
+
+
+APPTAINER_STAND_IN = r'''#!/usr/bin/env bash
+# Stand-in for apptainer: records its arguments; build/pull create the image; exec runs on the host.
+echo "$*" >> "$APPTAINER_LOG"
+case "$1" in
+  --version) echo "apptainer version 1.3.4"; exit 0 ;;
+  build) touch "$2"; exit 0 ;;
+  pull) shift; [ "$1" = "--name" ] && touch "$2"; exit 0 ;;
+  exec)
+    while [ $# -gt 0 ] && [ "$1" != "-c" ]; do shift; done
+    shift; exec bash -c "$1" ;;
+esac
+echo "stand-in apptainer: unsupported: $*" >&2; exit 1
+'''
+
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch) -> Path:
+    """A stand-in ``apptainer`` first on PATH; returns the file its calls are recorded in."""
+    bin_dir = tmp_path / "apptainer-bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "apptainer"
+    exe.write_text(APPTAINER_STAND_IN)
+    exe.chmod(0o755)
+    log = tmp_path / "apptainer.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("APPTAINER_LOG", str(log))
+    return log
 
 
 @pytest.fixture(scope="session")

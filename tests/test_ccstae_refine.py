@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ccstae.affine import compose, invert, normalised, rotation_angle, warp  # noqa: E402
+from ccstae.affine import compose, normalised, rotation_angle  # noqa: E402
 from ccstae.refine import azimuthal_profiles, base_frame, diffuse_background, refine, rotation_by_correlation, upsample_spectrum  # noqa: E402
 
 Q = 96

@@ -1,9 +1,6 @@
 """Containers and profiles: a stand-in apptainer runs the DAG; recipes are pinned; profiles dry-run."""
 
-import os
 import re
-import shutil
-import stat
 import subprocess
 import sys
 import tomllib
@@ -12,48 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT
+from .conftest import ROOT, copy_workflow
 from .test_workflow import _snakemake
 
 pytest.importorskip("snakemake")
 
-STAND_IN = r'''#!/usr/bin/env bash
-# Stand-in for apptainer: records its arguments; build/pull create the image; exec runs on the host.
-echo "$*" >> "$APPTAINER_LOG"
-case "$1" in
-  --version) echo "apptainer version 1.3.4"; exit 0 ;;
-  build) touch "$2"; exit 0 ;;
-  pull) shift; [ "$1" = "--name" ] && touch "$2"; exit 0 ;;
-  exec)
-    while [ $# -gt 0 ] && [ "$1" != "-c" ]; do shift; done
-    shift; exec bash -c "$1" ;;
-esac
-echo "stand-in apptainer: unsupported: $*" >&2; exit 1
-'''
-
-
-@pytest.fixture
-def stand_in(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    exe = bin_dir / "apptainer"
-    exe.write_text(STAND_IN)
-    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    log = tmp_path / "apptainer.log"
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("APPTAINER_LOG", str(log))
-    return log
-
-
 def test_every_rule_runs_in_its_own_image(tmp_path, stand_in):
-    wd = tmp_path / "wf"
-    wd.mkdir()
-    for name in ("Snakefile", "workflow", "config", "baselines", "ccstae", "strainbench", "containers", "constraints.txt"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, wd / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.sif"))
-        else:
-            shutil.copy(src, wd / name)
+    wd = copy_workflow(tmp_path / "wf")
     subprocess.run(["bash", "containers/build.sh", "strainbench", "py4dstem", "ccstae"], cwd=wd, check=True)
     assert (wd / "containers" / "py4dstem.sif").exists() and (wd / "containers" / "ccstae.sif").exists()
     res = _snakemake(wd, "--sdm", "apptainer")

@@ -1,7 +1,6 @@
 """The Snakemake DAG end to end on the tiny config, with method folders added on the fly."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from .conftest import ROOT
+from .conftest import copy_workflow
 
 pytest.importorskip("snakemake")
 
@@ -36,13 +35,7 @@ write_strain(a.out, {k: zeros for k in ("exx", "eyy", "exy", "theta")}, method="
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     """A copy of the workflow with two extra method folders: a zero predictor and a crasher."""
-    wd = tmp_path_factory.mktemp("wf")
-    for name in ("Snakefile", "workflow", "config", "baselines", "ccstae", "strainbench"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, wd / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, wd / name)
+    wd = copy_workflow(tmp_path_factory.mktemp("wf"))
     zero = wd / "baselines" / "zero"
     zero.mkdir()
     (zero / "predict.py").write_text(ZERO_PREDICTOR)

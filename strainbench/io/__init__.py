@@ -1,4 +1,4 @@
-"""The data contract (DESIGN.md, version 1): file I/O, validation and conventions.
+"""The data contract (docs/contract.md, version 1): file I/O, validation and conventions.
 
 This is the only part of :mod:`strainbench` that methods import.
 """

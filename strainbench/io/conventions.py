@@ -1,4 +1,4 @@
-"""The strain and axis conventions of the data contract (DESIGN.md, version 1).
+"""The strain and axis conventions of the data contract (docs/contract.md, version 1).
 
 Axes: ``x`` is array axis 0 (rows), ``y`` is axis 1 (columns), for the scan ``(Rx, Ry)`` and the
 detector ``(Qx, Qy)`` alike. Rotations act on ``(x, y)`` column vectors::

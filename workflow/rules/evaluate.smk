@@ -1,5 +1,6 @@
 # Metrics per (method, seed, level), the Cramér-Rao bound per (seed, level), the table beside the
-# paper's, the MAE-vs-noise figure and the per-grain errors figure.
+# paper's, the MAE-vs-noise figure and the per-grain errors figure. Each takes seconds: they are
+# local rules, run where snakemake runs, never submitted to a cluster.
 
 
 rule evaluate:
@@ -12,6 +13,7 @@ rule evaluate:
         f"{OUT}/logs/evaluate/{{method}}_s{{seed}}_w{{level}}.log",
     benchmark:
         f"{OUT}/benchmarks/evaluate/{{method}}_s{{seed}}_w{{level}}.tsv"
+    localrule: True
     container:
         IMAGES["strainbench"]
     shell:
@@ -28,6 +30,7 @@ rule bound:
         f"{OUT}/logs/bound/s{{seed}}_w{{level}}.log",
     benchmark:
         f"{OUT}/benchmarks/bound/s{{seed}}_w{{level}}.tsv"
+    localrule: True
     container:
         IMAGES["strainbench"]
     shell:
@@ -52,6 +55,7 @@ rule table:
         f"{OUT}/logs/table.log",
     benchmark:
         f"{OUT}/benchmarks/table.tsv"
+    localrule: True
     container:
         IMAGES["strainbench"]
     params:
@@ -97,6 +101,7 @@ rule mae_vs_noise:
         f"{OUT}/logs/mae_vs_noise.log",
     benchmark:
         f"{OUT}/benchmarks/mae_vs_noise.tsv"
+    localrule: True
     container:
         IMAGES["strainbench"]
     shell:
@@ -117,6 +122,7 @@ rule grain_errors:
         f"{OUT}/logs/grain_errors.log",
     benchmark:
         f"{OUT}/benchmarks/grain_errors.tsv"
+    localrule: True
     container:
         IMAGES["strainbench"]
     shell:

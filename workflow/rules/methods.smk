@@ -1,5 +1,7 @@
 # One fit rule per method folder (method.yaml): adding a method needs no edit here. A sample is a
-# simulated dataset (s<seed>_w<level>) or an imported user file (user).
+# simulated dataset (s<seed>_w<level>) or an imported user file (user). A method's `gpu: 1` says
+# that it uses a GPU when given one; whether one is requested is the profile's choice
+# (profiles/slurm-gpu), so no GPU resource is set here.
 
 for _name, _spec in METHODS.items():
 
@@ -20,7 +22,6 @@ for _name, _spec in METHODS.items():
         resources:
             mem_mb=int(_spec["resources"].get("mem_mb", 4000)),
             runtime=int(_spec["resources"].get("runtime_min", 60)),
-            gpu=int(_spec["resources"].get("gpu", 0)),
         params:
             name=_name,
             command=lambda wildcards, cmd=_spec["command"]: cmd,

@@ -30,6 +30,9 @@ rule strain_maps:
         f"{OUT}/logs/strain_maps.log",
     benchmark:
         f"{OUT}/benchmarks/strain_maps.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
     container:
         IMAGES["strainbench"]
     params:

@@ -46,6 +46,9 @@ rule clean:
     container:
         IMAGES["strainbench"]
     threads: 8  # scaled down to --cores; the multislice grains run one per core
+    resources:
+        mem_mb=8000,
+        runtime=240,  # minutes: paper scale, 60 multislice grains
     shell:
         "strainbench clean --config {input.cfg:q} --seed {wildcards.seed} --out {output:q} --no-progress > {log:q} 2>&1"
 
@@ -63,6 +66,9 @@ rule simulate:
     container:
         IMAGES["strainbench"]
     threads: 2
+    resources:
+        mem_mb=4000,  # written a block of scan rows at a time
+        runtime=60,
     shell:
         "strainbench simulate --config {input.cfg:q} --seed {wildcards.seed} --noise-level {wildcards.level} "
         "--clean {input.clean:q} --out {output:q} --threads {threads} --no-progress > {log:q} 2>&1"

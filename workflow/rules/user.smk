@@ -12,6 +12,9 @@ rule import_user:
         f"{OUT}/logs/import_user.log",
     benchmark:
         f"{OUT}/benchmarks/import_user.tsv"
+    resources:
+        mem_mb=4000,  # read a block of scan rows at a time
+        runtime=120,
     container:
         IMAGES["strainbench"]
     params:
@@ -40,6 +43,9 @@ rule compare_user:
         f"{OUT}/logs/compare_user.log",
     benchmark:
         f"{OUT}/benchmarks/compare_user.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
     container:
         IMAGES["strainbench"]
     params:
