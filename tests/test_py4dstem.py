@@ -166,3 +166,45 @@ def test_peak_heights_read_in_the_detection_correlation(tiny_dataset_clean):
     assert heights[0] == heights.max()  # the direct beam
     np.testing.assert_allclose(heights[1:4] / heights[0], found[1:4, 2] / found[0, 2], rtol=0.02)
     assert params.direct_beam_attenuation == pytest.approx(pl.DIRECT_BEAM_HEADROOM * heights[1:].max() / heights[0], rel=0.02)
+
+
+def test_disk_detection_keeps_a_bounded_number_of_blocks_in_flight(tiny_dataset, monkeypatch):
+    """Blocks are read only as earlier ones are done: at most BLOCKS_IN_FLIGHT_PER_WORKER x workers
+    blocks wait, whatever the scan's size, and the result is that of detecting them all at once."""
+    from concurrent.futures import Future
+
+    from baselines.py4dstem import pipeline
+
+    waiting = []
+    most = [0]
+
+    class RecordingPool:
+        def __init__(self, workers):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, *args):
+            fut = Future()
+            fut.set_result(fn(*args))
+            waiting.append(fut)
+            most[0] = max(most[0], len(waiting))
+            original = fut.result
+            fut.result = lambda: (waiting.remove(fut), original())[1]
+            return fut
+
+    with DatasetReader(tiny_dataset) as reader:
+        params = pipeline.derive_parameters(reader)
+        expected = pipeline.detect_disks(reader, params, workers=1, progress=False)
+        monkeypatch.setattr(pipeline, "ProcessPoolExecutor", RecordingPool)
+        got = pipeline.detect_disks(reader, params, workers=1, progress=False)
+    blocks = reader.scan_shape[0] // max(1, min(8, reader.scan_shape[0] // 2))
+    assert blocks > pipeline.BLOCKS_IN_FLIGHT_PER_WORKER
+    assert most[0] == pipeline.BLOCKS_IN_FLIGHT_PER_WORKER
+    for rx in range(reader.scan_shape[0]):
+        for ry in range(reader.scan_shape[1]):
+            np.testing.assert_array_equal(got._v_uncal[rx, ry].data, expected._v_uncal[rx, ry].data)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -95,6 +96,7 @@ MIN_NUM_PEAKS = 5  # indexed peaks (with the direct beam) for a lattice fit
 INDEX_TOLERANCE = 0.2  # of |g1|: largest distance of a disk from its lattice point
 ORIENTATION_BIN_DEG = 1.0
 DIRECT_BEAM_HEADROOM = 3.0  # the attenuated direct beam's correlation peak, in strongest diffracted disks
+BLOCKS_IN_FLIGHT_PER_WORKER = 2  # blocks of scan rows read ahead per worker process (memory bound)
 MAX_CHANCE = 1e-4  # a lattice fit whose indexed disks could have come by chance more often (noise, vacuum) is no answer
 
 
@@ -287,15 +289,24 @@ def detect_disks(reader: DatasetReader, params: Parameters, workers: int = 0, pr
     workers = workers or os.cpu_count() or 1
     rows = max(1, min(8, reader.scan_shape[0] // (2 * workers) or 1))
     bar = tqdm(total=int(np.prod(reader.scan_shape)), desc="py4DSTEM disk detection", unit="DP", disable=not progress)
+
+    def collect(r0: int, fut) -> None:
+        for drx, row in enumerate(fut.result()):
+            for ry, peaks in enumerate(row):
+                if peaks.shape[0]:
+                    bvs._v_uncal[r0 + drx, ry].add_data_by_field((peaks[:, 0], peaks[:, 1], peaks[:, 2]))
+            bar.update(reader.scan_shape[1])
+
+    # a bounded number of blocks in flight: the patterns read but not yet detected stay within
+    # BLOCKS_IN_FLIGHT_PER_WORKER x workers blocks, whatever the scan's size
     with ProcessPoolExecutor(workers) as pool:
-        futures = [(r0, pool.submit(_find_disks_conditioned, block, kernel, params)) for r0, block in reader.iter_blocks(rows)]
-        for r0, fut in futures:
-            for drx, row in enumerate(fut.result()):
-                for ry, peaks in enumerate(row):
-                    pl = bvs._v_uncal[r0 + drx, ry]
-                    if peaks.shape[0]:
-                        pl.add_data_by_field((peaks[:, 0], peaks[:, 1], peaks[:, 2]))
-                bar.update(reader.scan_shape[1])
+        in_flight: deque = deque()
+        for r0, block in reader.iter_blocks(rows):
+            in_flight.append((r0, pool.submit(_find_disks_conditioned, block, kernel, params)))
+            if len(in_flight) >= BLOCKS_IN_FLIGHT_PER_WORKER * workers:
+                collect(*in_flight.popleft())
+        while in_flight:
+            collect(*in_flight.popleft())
     bar.close()
     return bvs
 

@@ -30,11 +30,11 @@ rule strain_maps:
         f"{OUT}/logs/strain_maps.log",
     benchmark:
         f"{OUT}/benchmarks/strain_maps.tsv"
+    container:
+        IMAGES["strainbench"]
     resources:
         mem_mb=4000,
         runtime=30,
-    container:
-        IMAGES["strainbench"]
     params:
         pairs=lambda wildcards, input: [
             f"{m}={s}" for m, s in zip(METHODS, input.strains)

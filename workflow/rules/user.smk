@@ -12,11 +12,11 @@ rule import_user:
         f"{OUT}/logs/import_user.log",
     benchmark:
         f"{OUT}/benchmarks/import_user.tsv"
+    container:
+        IMAGES["strainbench"]
     resources:
         mem_mb=4000,  # read a block of scan rows at a time
         runtime=120,
-    container:
-        IMAGES["strainbench"]
     params:
         options=import_options,
     shell:
@@ -43,11 +43,11 @@ rule compare_user:
         f"{OUT}/logs/compare_user.log",
     benchmark:
         f"{OUT}/benchmarks/compare_user.tsv"
+    container:
+        IMAGES["strainbench"]
     resources:
         mem_mb=4000,
         runtime=30,
-    container:
-        IMAGES["strainbench"]
     params:
         pairs=lambda wildcards, input: [
             f"{m}={s}" for m, s in zip(METHODS, input.strains)
