@@ -40,10 +40,13 @@ def run_variant(method: str, dataset: Path, settings: dict, out: Path) -> None:
         config.write_text(yaml.safe_dump(settings))
         cmd = ["ccstae", "fit", "--dataset", str(dataset), "--out", str(out), "--config", str(config), "--no-progress"]
     else:
-        assignments = "; ".join(f"P.{k} = {v!r}" for k, v in settings.items())
+        # each constant is set in the pipeline module and wherever the entry point imported it
         code = (
-            "import sys; from baselines.py4dstem import pipeline as P; " + assignments + "; "
-            "from baselines.py4dstem.__main__ import main; sys.exit(main(sys.argv[1:]))"
+            "import sys; from baselines.py4dstem import pipeline as P, __main__ as M\n"
+            f"for k, v in {settings!r}.items():\n"
+            "    setattr(P, k, v)\n"
+            "    if hasattr(M, k): setattr(M, k, v)\n"
+            "sys.exit(M.main(sys.argv[1:]))"
         )
         cmd = [sys.executable, "-c", code, "--dataset", str(dataset), "--out", str(out), "--no-progress"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
