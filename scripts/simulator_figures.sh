@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate the simulator figures committed under results/reference/simulator/ (README, "The simulator").
+# Regenerate the simulator figures committed under results/reference/simulator/ (docs/simulator.md).
 # Usage: bash scripts/simulator_figures.sh   (about 1 minute on two cores)
 set -euo pipefail
 out=results/reference/simulator
