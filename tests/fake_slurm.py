@@ -88,8 +88,9 @@ def set_state(job_id: str, **fields) -> None:
     tmp.replace(path)
 
 
-def jobs() -> dict[str, dict]:
-    folder = STATE / "jobs"
+def jobs(state: Path = STATE) -> dict[str, dict]:
+    """Every job so far: ``{job id: {name, state, gpu, comment, ...}}``."""
+    folder = state / "jobs"
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.exists() else {}
 
 

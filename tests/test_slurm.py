@@ -103,7 +103,7 @@ def test_the_tiny_dag_runs_through_a_fake_slurm(tmp_path, monkeypatch, stand_in,
             assert ("--gpus" in line) == gpu_rule and "--gres" not in line, (rule, line)
             if gpu_rule:
                 assert line["--gpus"] == "1"
-    states = [json.loads(p.read_text())["state"] for p in (state / "jobs").glob("*.json")]
+    states = [job["state"] for job in fake_slurm.jobs(state).values()]
     assert states and set(states) == {"COMPLETED"}, states
     steps = [c for c in fake_slurm.calls(state) if c["command"] == "srun"]
     assert len(steps) == len(states) and sum(c["gpu"] for c in steps) == (3 if profile == "slurm-gpu" else 0)
