@@ -57,14 +57,14 @@ def run_fit(dataset: str, out: str, config: str | None, device: str | None, prog
     data = load_patterns(dataset)
     checkpoint = checkpoint_path(out)
     result = fit(data, cfg, dev, progress=progress, checkpoint=checkpoint)
-    maps = strain_maps(result.A, data.scan_shape, data.reference_mask)
+    maps = strain_maps(result.A, data.scan_shape, data.reference_mask, result.symmetry_deg)
     vacuum = ~result.crystal.reshape(data.scan_shape)
     for key in maps:
         maps[key][vacuum] = np.nan
     wall = time.perf_counter() - t0
     write_strain(
         out, maps, method="ccstae", method_version=__version__, device=str(dev), wall_seconds=wall,
-        params={**asdict(cfg), "probe_radius": data.probe_radius, "probe_centre": data.probe_centre},
+        params={**asdict(cfg), "probe_radius": data.probe_radius, "probe_centre": data.probe_centre, "lattice_symmetry_deg": result.symmetry_deg},
         extra_attrs={
             "train_patterns_per_s": result.train_patterns_per_s,
             "inference_patterns_per_s": result.inference_patterns_per_s,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from strainbench.io import ContractError, DatasetReader
+from strainbench.io import ContractError, DatasetReader, lattice_symmetry_deg
 
 
 @dataclass
@@ -219,11 +219,13 @@ def shortest_vector(basis: np.ndarray) -> float:
 
 
 class Spots(NamedTuple):
-    """The diffraction spots of a pattern: pixel ``(x, y)`` of each, and the lattice's shortest
-    spacing (pixels; 0 where no lattice was found)."""
+    """The diffraction spots of a pattern: pixel ``(x, y)`` of each, the lattice's shortest
+    spacing (pixels; 0 where no lattice was found) and its rotational symmetry (degrees; 360 where
+    none was found)."""
 
     centres: list[tuple[int, int]]
     spacing: float
+    symmetry_deg: float = 360.0
 
 
 def spot_centres(base: torch.Tensor, ring: torch.Tensor, centre: tuple[float, float], disk_radius: float, min_separation: float) -> Spots:
@@ -249,8 +251,10 @@ def spot_centres(base: torch.Tensor, ring: torch.Tensor, centre: tuple[float, fl
         return Spots([], 0.0)
     heights = smooth[0, 0].cpu()[found[:, 0], found[:, 1]].float().numpy()
     on, basis = on_lattice(found.numpy().astype(np.float64), heights, np.asarray(centre), disk_radius, inner[0, 0].cpu().numpy())
-    spacing = 0.0 if basis is None else shortest_vector(basis)
-    return Spots([tuple(p) for p in found[torch.from_numpy(on)].tolist()], spacing)
+    centres = [tuple(p) for p in found[torch.from_numpy(on)].tolist()]
+    if basis is None:
+        return Spots(centres, 0.0)
+    return Spots(centres, shortest_vector(basis), lattice_symmetry_deg(basis.T))
 
 
 def clear_of_direct_beam(spots: Spots, centre: tuple[float, float], disk_radius: float, reach: float) -> Spots:
@@ -258,7 +262,7 @@ def clear_of_direct_beam(spots: Spots, centre: tuple[float, float], disk_radius:
     edge (both disks of ``disk_radius`` pixels): the direct beam outshines a diffracted disk tens
     of times, and whatever spreads it (its tails, a blur of the pattern) pulls a disk it reaches."""
     kept = [p for p in spots.centres if math.hypot(p[0] - centre[0], p[1] - centre[1]) - 2 * disk_radius >= reach]
-    return Spots(kept, spots.spacing)
+    return spots._replace(centres=kept)
 
 
 def spot_mask(centres: list[tuple[int, int]], ring: torch.Tensor, radius: float) -> torch.Tensor:

@@ -39,10 +39,12 @@ def reference_affine(A: np.ndarray) -> np.ndarray:
     return np.median(A[in_basin], axis=0)
 
 
-def strain_maps(A: np.ndarray, scan_shape: tuple[int, int], reference_mask: np.ndarray) -> dict[str, np.ndarray]:
-    """Contract maps ``exx, eyy, exy, theta`` from per-pattern ``A`` ``(N, 2, 2)`` (scan order)."""
+def strain_maps(A: np.ndarray, scan_shape: tuple[int, int], reference_mask: np.ndarray, symmetry_deg: float = 360.0) -> dict[str, np.ndarray]:
+    """Contract maps ``exx, eyy, exy, theta`` from per-pattern ``A`` ``(N, 2, 2)`` (scan order);
+    ``theta`` (degrees) is the one of the symmetry-equivalent rotations nearest the reference
+    region's, in ``[-symmetry_deg / 2, symmetry_deg / 2)``."""
     A = A.reshape(scan_shape + (2, 2))
     A_ref = reference_affine(A[reference_mask])
     F = deformation_from_reciprocal(A @ np.linalg.inv(A_ref))
     exx, eyy, exy, theta = strain_from_deformation(F)
-    return {"exx": exx, "eyy": eyy, "exy": exy, "theta": theta}
+    return {"exx": exx, "eyy": eyy, "exy": exy, "theta": wrap_angle_deg(theta, symmetry_deg).astype(theta.dtype)}

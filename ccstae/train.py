@@ -148,6 +148,7 @@ class FitResult:
     refine_patterns_per_s: float
     parameters: int
     base_frame_stretch: tuple[float, float]  # principal stretches of the reference region's median encoder transform
+    symmetry_deg: float  # the reference lattice's rotational symmetry (360: none found); rotations differing by it are equivalent
 
 
 def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool = True, checkpoint: Path | None = None) -> FitResult:
@@ -259,4 +260,5 @@ def fit(data: PatternSet, cfg: FitConfig, device: torch.device, progress: bool =
         refine_patterns_per_s=n / t_refine if cfg.refine_iterations > 0 else math.nan,
         parameters=count_parameters(model),
         base_frame_stretch=(frame[0], frame[1]),
+        symmetry_deg=lattice.symmetry_deg,
     )

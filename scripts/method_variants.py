@@ -42,8 +42,8 @@ def run_variant(method: str, dataset: Path, settings: dict, out: Path) -> None:
     else:
         # each constant is set in the pipeline module and wherever the entry point imported it
         code = (
-            "import sys; from baselines.py4dstem import pipeline as P, __main__ as M\n"
-            f"for k, v in {settings!r}.items():\n"
+            "import sys, yaml; from baselines.py4dstem import pipeline as P, __main__ as M\n"
+            f"for k, v in yaml.safe_load({yaml.safe_dump(settings)!r}).items():\n"
             "    setattr(P, k, v)\n"
             "    if hasattr(M, k): setattr(M, k, v)\n"
             "sys.exit(M.main(sys.argv[1:]))"

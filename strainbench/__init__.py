@@ -4,4 +4,4 @@ The harness library: the polycrystal simulator (kinematic and multislice engines
 noise model, the data contract (:mod:`strainbench.io`), the metric, tables and figures.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"

@@ -91,13 +91,14 @@ def image_gradient(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return along(0), along(1)
 
 
-def disk_moving_jacobian(pattern: np.ndarray, probe: np.ndarray, params: np.ndarray, G0: np.ndarray, sampling: float, centre: np.ndarray) -> np.ndarray:
-    """``dI/d params`` ``(6, Qx, Qy)`` with every disk moved as a whole (multislice approximation).
+def disk_shares(pattern: np.ndarray, probe: np.ndarray, params: np.ndarray, G0: np.ndarray, sampling: float, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's share of each disk ``(pixels, disks)`` and the disks' indices ``hk (disks, 2)``,
+    for the disks near the detector (direct beam included).
 
-    A pixel's intensity is shared among the disks (direct beam included) in proportion to a model
-    of each: the probe's radial profile about the disk's centre, scaled to the pattern's mean
-    intensity over the disk's inner half (so the bright direct beam's edge is not carried along
-    with a weak neighbouring disk). ``probe`` is the vacuum probe, centred at ``centre``.
+    A pixel's intensity is shared among the disks in proportion to a model of each: the probe's
+    radial profile about the disk's centre, scaled to the pattern's mean intensity over the disk's
+    inner half (so the bright direct beam's edge is not carried along with a weak neighbouring
+    disk). ``probe`` is the vacuum probe, centred at ``centre``.
     """
     q = np.hypot(*pattern.shape) / 2 * sampling
     g_min = np.min(np.linalg.svd(G0, compute_uv=False))
@@ -114,7 +115,13 @@ def disk_moving_jacobian(pattern: np.ndarray, probe: np.ndarray, params: np.ndar
     core = rho <= inner
     amplitude = (pattern.ravel()[:, None] * core).sum(0) / np.maximum(core.sum(0), 1)
     model = amplitude[None] * np.interp(rho, radii, profile, right=0.0)
-    share = model / np.maximum(model.sum(1, keepdims=True), 1e-300)
+    return model / np.maximum(model.sum(1, keepdims=True), 1e-300), hk
+
+
+def disk_moving_jacobian(pattern: np.ndarray, probe: np.ndarray, params: np.ndarray, G0: np.ndarray, sampling: float, centre: np.ndarray) -> np.ndarray:
+    """``dI/d params`` ``(6, Qx, Qy)`` with every disk moved as a whole (multislice approximation),
+    each pixel moving with the disks it belongs to (:func:`disk_shares`)."""
+    share, hk = disk_shares(pattern, probe, params, G0, sampling, centre)
     gx, gy = image_gradient(pattern)
     out = np.empty((len(PARAMETERS),) + pattern.shape)
     for i, step in enumerate(STEPS):

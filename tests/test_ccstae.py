@@ -159,6 +159,11 @@ def test_reference_region_split_between_symmetry_basins():
     np.testing.assert_allclose(est, E, atol=1e-10)
     naive = np.median(A[:6], axis=0)
     assert np.abs(np.linalg.svd(naive, compute_uv=False) - 1).max() > 0.1  # what the plain median gave
+    # with the lattice's symmetry the rotation is the equivalent one nearest the reference's
+    wrapped = strain_maps(A, (3, 4), mask, symmetry_deg=60.0)["theta"].ravel()
+    expected = (theta - 20.0 + 30.0) % 60.0 - 30.0
+    np.testing.assert_allclose(wrapped, expected, atol=1e-6)
+    assert (np.abs(maps["theta"].ravel()[6:] - expected[6:]) > 1).any()  # without it, basins show
 
 
 def test_short_fit_beats_the_zero_predictor(tiny_dataset_clean, tmp_path):

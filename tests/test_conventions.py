@@ -52,3 +52,19 @@ def test_nan_deformation_gives_nan_strain():
 
 def test_wrap_angle():
     np.testing.assert_allclose(wrap_angle_deg([0, 31, -31, 59, 90], 60), [0, -29, 29, -1, 30 - 60])
+
+
+def test_lattice_symmetry_of_hexagonal_square_and_oblique_bases_in_any_orientation():
+    from strainbench.io import lattice_symmetry_deg, rotation_matrix
+
+    hexagonal = np.array([[1.0, 0.5], [0.0, np.sqrt(3) / 2]])
+    square = np.eye(2)
+    oblique = np.array([[1.0, 0.3], [0.0, 1.4]])
+    for turn in (0.0, 17.0, 233.0):
+        R = rotation_matrix(turn)
+        assert lattice_symmetry_deg(R @ hexagonal * 31.0) == 60.0
+        assert lattice_symmetry_deg(R @ hexagonal @ np.array([[1, 1], [0, 1]])) == 60.0  # another basis of it
+        assert lattice_symmetry_deg(R @ square * 12.0) == 90.0
+        assert lattice_symmetry_deg(R @ oblique) == 180.0
+    # a strained hexagonal lattice (1%) is still read as hexagonal
+    assert lattice_symmetry_deg(np.diag([1.01, 0.99]) @ hexagonal) == 60.0

@@ -208,3 +208,58 @@ def test_disk_detection_keeps_a_bounded_number_of_blocks_in_flight(tiny_dataset,
     for rx in range(reader.scan_shape[0]):
         for ry in range(reader.scan_shape[1]):
             np.testing.assert_array_equal(got._v_uncal[rx, ry].data, expected._v_uncal[rx, ry].data)
+
+
+def _lattice_pattern_stack(n, amplitude, rng, Q=96, r=3.0, g1=24.0, background=20.0):
+    """``n`` Poisson patterns ``(n, Q, Q)`` of a hexagonal lattice of disks (radius ``r`` px,
+    ``amplitude`` counts per pixel above ``background``), origin at the centre, and its basis."""
+    from baselines.py4dstem.pipeline import _lattice_points
+
+    B = g1 * np.array([[1.0, 0.5], [0.0, np.sqrt(3) / 2]])
+    q = np.stack(np.meshgrid(np.arange(Q), np.arange(Q), indexing="ij"), -1) - Q / 2
+    mean = np.full((Q, Q), background)
+    for p in _lattice_points(B, Q):
+        mean[np.linalg.norm(q - p, axis=-1) <= r] += amplitude
+    return rng.poisson(mean, (n, Q, Q)).astype(np.float32), B, np.full(2, Q / 2)
+
+
+class _Cube:
+    """What lattice_contrast reads of a DatasetReader: a scan of patterns in row blocks."""
+
+    def __init__(self, patterns):
+        self.patterns = patterns
+        self.scan_shape = patterns.shape[:2]
+        self.pattern_shape = patterns.shape[2:]
+
+    def iter_blocks(self, rows):
+        for r0 in range(0, self.scan_shape[0], rows):
+            yield r0, self.patterns[r0 : r0 + rows]
+
+
+def test_vacuum_rule_tells_a_faint_lattice_from_noise():
+    """The lattice contrast's significance: about a standard normal draw on patterns without a
+    lattice (so the rule's 4 standard errors pass none of 400), far above it on a lattice whose
+    disks hold a fifth of the background's counts; disks that touch cannot be tested (inf)."""
+    from baselines.py4dstem import pipeline as P
+
+    rng = np.random.default_rng(0)
+    crystal, B, origin = _lattice_pattern_stack(400, 4.0, rng)
+    vacuum, _, _ = _lattice_pattern_stack(400, 0.0, rng)
+    params = type("Params", (), {"probe_radius": 3.0, "g1_length": 24.0})()
+    cube = np.concatenate([crystal, vacuum]).reshape(40, 20, *crystal.shape[1:])
+    Bs = np.broadcast_to(B, (40, 20, 2, 2)).copy()
+    Bs[0, 0] = np.nan  # no lattice fitted: no test
+    origins = np.broadcast_to(origin, (40, 20, 2)).copy()
+    contrast, z = P.lattice_contrast(_Cube(cube), Bs, origins, params, progress=False)
+    assert np.isnan(z[0, 0]) and np.isnan(contrast[0, 0])
+    z_crystal, z_vacuum = z[:20].ravel()[1:], z[20:].ravel()
+    assert z_crystal.min() > 2 * P.MIN_SIGNIFICANCE
+    assert abs(z_vacuum.mean()) < 0.2 and 0.8 < z_vacuum.std() < 1.2 and z_vacuum.max() < P.MIN_SIGNIFICANCE
+    np.testing.assert_allclose(np.median(contrast[:20].ravel()[1:]), 4.0, atol=0.3)
+    reference = np.zeros((40, 20), dtype=bool)
+    reference[5:10] = True
+    crystal_rule = P.shows_crystal(contrast, z, reference)
+    assert crystal_rule[:20].sum() == 399 and not crystal_rule[20:].any()
+    touching = type("Params", (), {"probe_radius": 11.5, "g1_length": 24.0})()
+    _, z_touching = P.lattice_contrast(_Cube(cube[:2]), Bs[:2], origins[:2], touching, progress=False)
+    assert np.isinf(z_touching.ravel()[1:]).all()

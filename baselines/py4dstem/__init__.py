@@ -1,3 +1,3 @@
 """The py4DSTEM correlation (template-matching) strain-mapping baseline."""
 
-PIPELINE_VERSION = "5"
+PIPELINE_VERSION = "6"

@@ -11,7 +11,7 @@ import numpy as np
 from strainbench.io import STRAIN_FORMAT, ContractError, DatasetReader, check_output_path, write_strain
 
 from . import PIPELINE_VERSION
-from .pipeline import MAX_CHANCE, calibrate_origin, chance_of_lattice, derive_parameters, detect_disks, index_and_fit, orientation_map, strain_maps
+from .pipeline import derive_parameters, detect_disks, map_lattice, strain_maps
 
 
 def run(dataset: str, out: str, workers: int = 0, progress: bool = True) -> dict[str, np.ndarray]:
@@ -26,11 +26,8 @@ def run(dataset: str, out: str, workers: int = 0, progress: bool = True) -> dict
         bvs = detect_disks(reader, params, workers=workers, progress=progress)
         t_fit = time.perf_counter()
         mask = reader.reference_mask
-    calibrate_origin(bvs, params)
-    phi = orientation_map(bvs, params)
-    B, counts = index_and_fit(bvs, params, phi, progress=progress)
-    B[chance_of_lattice(bvs, counts, params) > MAX_CHANCE] = np.nan  # vacuum: no lattice
-    maps = strain_maps(B, mask)
+        lattice = map_lattice(reader, bvs, params, progress=progress)
+    maps = strain_maps(lattice.basis, mask, params.symmetry_deg)
     t_end = time.perf_counter()
     n = int(np.prod(mask.shape))
     speeds = {

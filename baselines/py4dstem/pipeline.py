@@ -23,10 +23,13 @@ Steps (py4DSTEM 0.14 does the detection, the origin calibration, the indexing an
    orientation bins, and each cluster is indexed by py4DSTEM (``index_bragg_directions``,
    ``add_indices_to_braggvectors`` with the cluster's mask) against the reference lattice rotated to
    the cluster's orientation. ``fit_lattice_vectors_all_DPs`` then fits ``g1, g2`` at every position.
-5. **Vacuum** (:func:`chance_of_lattice`): a position whose indexed disks are no more than noise
-   peaks would give by chance (probability above :data:`MAX_CHANCE`) gets no lattice: in vacuum
-   the detection, relative to the strongest peak there is, returns noise peaks, some of which fall
-   near lattice points.
+5. **Vacuum** (:func:`lattice_contrast`, :func:`shows_crystal`): each fitted lattice is checked
+   against the pattern itself. The mean intensity within the probe radius of the fitted lattice's
+   diffracted positions is compared with the mean over the rest of each position's neighbourhood;
+   a position whose contrast is not significant (fewer than :data:`MIN_SIGNIFICANCE` standard
+   errors) or is a small fraction of the reference region's (:data:`MIN_CONTRAST`) gets no
+   lattice. In vacuum the detection, relative to the strongest peak there is, returns noise peaks,
+   some of which index; the lattice through them holds no more intensity than its surroundings.
 6. **Strain** (:func:`strain_maps`): ``F = (B B_ref^-1)^-T`` with ``B = [g1 g2]`` and ``B_ref`` the
    median over the reference region, decomposed by the contract's left polar decomposition.
    Positions where detection, indexing or fitting failed are NaN.
@@ -40,9 +43,10 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
+import numba
 import numpy as np
 
-from strainbench.io import DatasetReader, deformation_from_reciprocal, reduced_basis, strain_from_deformation
+from strainbench.io import DatasetReader, deformation_from_reciprocal, lattice_symmetry_deg, reduced_basis, strain_from_deformation, wrap_angle_deg
 
 warnings.filterwarnings("ignore", module="py4DSTEM")
 
@@ -97,7 +101,11 @@ INDEX_TOLERANCE = 0.2  # of |g1|: largest distance of a disk from its lattice po
 ORIENTATION_BIN_DEG = 1.0
 DIRECT_BEAM_HEADROOM = 3.0  # the attenuated direct beam's correlation peak, in strongest diffracted disks
 BLOCKS_IN_FLIGHT_PER_WORKER = 2  # blocks of scan rows read ahead per worker process (memory bound)
-MAX_CHANCE = 1e-4  # a lattice fit whose indexed disks could have come by chance more often (noise, vacuum) is no answer
+# The vacuum rule (:func:`shows_crystal`). A pattern without a crystal gives a significance ``z``
+# close to a standard normal draw: 4 standard errors are passed by about 3 in 100,000 such patterns.
+MIN_SIGNIFICANCE = 4.0  # standard errors of the lattice contrast
+MIN_CONTRAST = 0.05  # of the reference region's median lattice contrast (noise-free data)
+CONTRAST_CHUNK = 256  # patterns read at once by lattice_contrast
 
 
 def detection_kwargs(min_peak_spacing: float, edge_boundary: int) -> dict:
@@ -204,17 +212,6 @@ def detection_correlation_heights(pattern: np.ndarray, kernel: np.ndarray, posit
     cc = maximum_filter(gaussian_filter(get_cross_correlation(pattern, kernel, CORR_POWER), SIGMA_CC), size=3)
     ix = np.round(positions).astype(int)
     return cc[ix[:, 0], ix[:, 1]]
-
-
-def lattice_symmetry_deg(basis: np.ndarray) -> float:
-    """In-plane rotational symmetry of the lattice spanned by ``basis``: 60, 90 or 180 degrees."""
-    for sym in (60.0, 90.0):
-        t = np.radians(sym)
-        R = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
-        coeffs = np.linalg.solve(basis, R @ basis)
-        if np.allclose(coeffs, np.round(coeffs), atol=0.08):
-            return sym
-    return 180.0
 
 
 def _mean_pattern(reader: DatasetReader, mask: np.ndarray) -> np.ndarray:
@@ -348,11 +345,10 @@ def _lattice_points(basis: np.ndarray, reach: float) -> np.ndarray:
     return g[np.linalg.norm(g, axis=1) <= reach]
 
 
-def index_and_fit(bvs, params: Parameters, phi: np.ndarray, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def index_and_fit(bvs, params: Parameters, phi: np.ndarray) -> np.ndarray:
     """Index each orientation cluster with py4DSTEM and fit ``g1, g2`` at every position.
 
-    Returns ``B`` ``(Rx, Ry, 2, 2)`` with columns ``g1, g2`` in pixels, NaN where it failed, and
-    the number of indexed disks other than the direct beam at each position ``(Rx, Ry)``.
+    Returns ``B`` ``(Rx, Ry, 2, 2)`` with columns ``g1, g2`` in pixels, NaN where it failed.
     """
     from emdfile import PointListArray
     from py4DSTEM.process.strain.latticevectors import (
@@ -366,7 +362,6 @@ def index_and_fit(bvs, params: Parameters, phi: np.ndarray, progress: bool = Tru
     reach = float(np.hypot(*bvs.Qshape))
     dtype = [("qx", float), ("qy", float), ("intensity", float), ("g1_ind", int), ("g2_ind", int)]
     indexed = PointListArray(dtype=dtype, shape=bvs.Rshape)
-    counts = np.zeros(bvs.Rshape, dtype=int)
     bins = np.floor(phi / params.orientation_bin_deg)
     for b in np.unique(bins[np.isfinite(bins)]):
         mask = bins == b
@@ -380,39 +375,130 @@ def index_and_fit(bvs, params: Parameters, phi: np.ndarray, progress: bool = Tru
             pl = cluster.get_pointlist(rx, ry)
             if pl.length:
                 indexed.get_pointlist(rx, ry).add_data_by_field(tuple(pl.data[k] for k, _ in dtype))
-                counts[rx, ry] = int(diffracted(pl.data["qx"], pl.data["qy"], params).sum())
     fit = fit_lattice_vectors_all_DPs(indexed, 0.0, 0.0, params.min_num_peaks)
     s = {k: fit.get_slice(k).data for k in ("g1x", "g1y", "g2x", "g2y", "mask")}
     B = np.stack([np.stack([s["g1x"], s["g2x"]], -1), np.stack([s["g1y"], s["g2y"]], -1)], -2)
     B[s["mask"] == 0] = np.nan
-    return B, counts
+    return B
 
 
-def diffracted(qx: np.ndarray, qy: np.ndarray, params: Parameters) -> np.ndarray:
-    """Which peaks (calibrated, pixels from the origin) are diffracted disks, not the direct beam:
-    those farther than half the shortest lattice spacing from the origin."""
-    return np.hypot(qx, qy) > 0.5 * params.g1_length
+@numba.njit(nogil=True)
+def _lattice_sums(patterns: np.ndarray, origin: np.ndarray, B: np.ndarray, r: float, outer: float) -> np.ndarray:
+    """Per pattern of ``patterns (n, Qx, Qy)``: ``[n_on, sum_on, n_off, sum_off, sum_off^2]`` over
+    the pixels within ``r`` (``on``) and between ``r + 1`` and ``outer`` (``off``) of their nearest
+    point of the lattice ``origin + B hk`` other than the origin (``origin (n, 2)``, ``B (n, 2, 2)``
+    columns ``g1, g2``, pixels). For a reduced basis the nearest point within ``|g1| / 2`` is a
+    corner of the lattice cell holding the pixel: the four corners are searched."""
+    n, Qx, Qy = patterns.shape
+    sums = np.zeros((n, 5))
+    for m in range(n):
+        b00, b01, b10, b11 = B[m, 0, 0], B[m, 0, 1], B[m, 1, 0], B[m, 1, 1]
+        det = b00 * b11 - b01 * b10
+        i00, i01, i10, i11 = b11 / det, -b01 / det, -b10 / det, b00 / det
+        for i in range(Qx):
+            px = i - origin[m, 0]
+            for j in range(Qy):
+                py = j - origin[m, 1]
+                u = i00 * px + i01 * py
+                v = i10 * px + i11 * py
+                u0, v0 = np.floor(u), np.floor(v)
+                best, bh, bk = np.inf, 0.0, 0.0
+                for h in (u0, u0 + 1.0):
+                    for k in (v0, v0 + 1.0):
+                        dx = b00 * (u - h) + b01 * (v - k)
+                        dy = b10 * (u - h) + b11 * (v - k)
+                        if dx * dx + dy * dy < best:
+                            best, bh, bk = dx * dx + dy * dy, h, k
+                if bh == 0.0 and bk == 0.0:
+                    continue  # the direct beam
+                d = np.sqrt(best)
+                x = patterns[m, i, j]
+                if d <= r:
+                    sums[m, 0] += 1.0
+                    sums[m, 1] += x
+                elif r + 1.0 < d <= outer:
+                    sums[m, 2] += 1.0
+                    sums[m, 3] += x
+                    sums[m, 4] += x * x
+    return sums
 
 
-def chance_of_lattice(bvs, counts: np.ndarray, params: Parameters) -> np.ndarray:
-    """At each position, the probability ``(Rx, Ry)`` that as many of its detected diffracted peaks
-    as were indexed would fall within the indexing tolerance of the lattice by chance: each peak
-    lands near a lattice point with probability ``f``, the share of the detector within the
-    tolerance of one (binomial survival function). In vacuum, noise peaks fill the detector
-    (the threshold is relative to the strongest peak there is, itself noise) and about ``f`` of
-    them index; a crystal's disks index nearly all."""
-    from scipy.stats import binom
+def lattice_contrast(reader: DatasetReader, B: np.ndarray, origin: np.ndarray, params: Parameters, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Contrast of each position's fitted lattice in its own pattern, and its significance.
 
-    Qx, Qy = bvs.Qshape
-    points = _lattice_points(np.array(params.reference_basis).T, float(np.hypot(Qx, Qy)))
-    on_detector = (np.abs(points) < np.array([Qx, Qy]) / 2).all(axis=1) & (np.linalg.norm(points, axis=1) > 0)
-    share = min(1.0, on_detector.sum() * np.pi * params.max_peak_spacing**2 / (Qx * Qy))
-    detected = np.zeros(bvs.Rshape, dtype=int)
-    for rx in range(bvs.Rshape[0]):
-        for ry in range(bvs.Rshape[1]):
-            v = bvs.cal[rx, ry]
-            detected[rx, ry] = int(diffracted(v.qx, v.qy, params).sum())
-    return np.where(detected > 0, binom.sf(counts - 1, np.maximum(detected, 1), share), 1.0)
+    ``on`` are the pixels within the probe radius ``r`` of the lattice points ``origin + B hk``
+    other than the direct beam; ``off`` those between ``r + 1`` and ``min(2 r, |g1| / 2)`` of them
+    (the neighbourhood, short of the next disk). The contrast is ``mean(on) - mean(off)``, in
+    counts; its significance ``z`` is the contrast over its standard error under the hypothesis of
+    no lattice, ``std(off) sqrt(1 / n_on + 1 / n_off)``. ``B (Rx, Ry, 2, 2)`` in pixels (NaN where
+    no lattice was fitted: NaN out), ``origin (Rx, Ry, 2)`` in pixels. Where the disks leave no
+    neighbourhood (``|g1| < 2 r + 2``) the test cannot be made and both are ``inf``. The cube is read in row
+    blocks of about :data:`CONTRAST_CHUNK` patterns.
+    """
+    from tqdm.auto import tqdm
+
+    r = params.probe_radius
+    outer = min(2.0 * r, 0.5 * params.g1_length)
+    Qx, Qy = reader.pattern_shape
+    Ry = reader.scan_shape[1]
+    fitted = np.isfinite(B).all(axis=(2, 3))
+    sums = np.zeros(reader.scan_shape + (5,))
+    bar = tqdm(total=fitted.size, desc="py4DSTEM lattice contrast", unit="DP", disable=not progress)
+    for r0, block in reader.iter_blocks(max(1, CONTRAST_CHUNK // Ry)):
+        rows = slice(r0, r0 + block.shape[0])
+        ok = fitted[rows]
+        if ok.any():
+            sums[rows][ok] = _lattice_sums(block[ok], origin[rows][ok], B[rows][ok], r, outer)
+        bar.update(block.shape[0] * Ry)
+    n_on, sum_on, n_off, sum_off, sumsq_off = np.moveaxis(sums, -1, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_on, mean_off = sum_on / n_on, sum_off / n_off
+        spread = np.sqrt(np.maximum(sumsq_off / n_off - mean_off**2, 0.0) * n_off / (n_off - 1))
+        contrast = mean_on - mean_off
+        z = contrast / (np.maximum(spread, 1e-12) * np.sqrt(1 / n_on + 1 / n_off))
+    untestable = fitted & ((n_off < 2) | (n_on < 1))  # disks that touch leave no neighbourhood: accepted
+    contrast[untestable] = z[untestable] = np.inf
+    contrast[~fitted] = z[~fitted] = np.nan
+    bar.close()
+    return contrast, z
+
+
+def shows_crystal(contrast: np.ndarray, z: np.ndarray, reference_mask: np.ndarray) -> np.ndarray:
+    """``(Rx, Ry)`` bool: the positions whose fitted lattice shows in the pattern: significance
+    at least :data:`MIN_SIGNIFICANCE` (noisy data) and contrast at least :data:`MIN_CONTRAST` of
+    the reference region's median (noise-free data, where any structure is significant)."""
+    typical = np.nanmedian(contrast[reference_mask & np.isfinite(contrast)])
+    with np.errstate(invalid="ignore"):
+        return (z >= MIN_SIGNIFICANCE) & (contrast >= MIN_CONTRAST * typical)
+
+
+@dataclass(frozen=True)
+class LatticeMap:
+    """The fitted lattice at every position and the test of whether it shows in the pattern.
+
+    ``basis (Rx, Ry, 2, 2)``: columns ``g1, g2`` in pixels, NaN where no lattice was fitted or where
+    it does not show (``crystal`` false); ``origin (Rx, Ry, 2)`` pixels; ``contrast`` (counts) and
+    ``significance`` (standard errors) of :func:`lattice_contrast`; ``crystal`` of
+    :func:`shows_crystal`.
+    """
+
+    basis: np.ndarray
+    origin: np.ndarray
+    contrast: np.ndarray
+    significance: np.ndarray
+    crystal: np.ndarray
+
+
+def map_lattice(reader: DatasetReader, bvs, params: Parameters, progress: bool = True) -> LatticeMap:
+    """Steps 3 to 5 on detected disks ``bvs`` (of :func:`detect_disks`): origin, indexing and lattice
+    fit, and the vacuum rule, which reads the cube of ``reader`` once more."""
+    calibrate_origin(bvs, params)
+    B = index_and_fit(bvs, params, orientation_map(bvs, params))
+    origin = np.stack(bvs.calibration.get_origin(), -1)
+    contrast, z = lattice_contrast(reader, B, origin, params, progress=progress)
+    crystal = shows_crystal(contrast, z, reader.reference_mask)
+    B[~crystal] = np.nan
+    return LatticeMap(basis=B, origin=origin, contrast=contrast, significance=z, crystal=crystal)
 
 
 def _basis_orientation(basis: np.ndarray, symmetry_deg: float) -> float:
@@ -423,11 +509,13 @@ def _basis_orientation(basis: np.ndarray, symmetry_deg: float) -> float:
     return float(np.degrees(np.angle(z)) / n % symmetry_deg)
 
 
-def strain_maps(B: np.ndarray, reference_mask: np.ndarray) -> dict[str, np.ndarray]:
-    """Contract strain maps from fitted bases, relative to the median basis of the reference."""
+def strain_maps(B: np.ndarray, reference_mask: np.ndarray, symmetry_deg: float = 360.0) -> dict[str, np.ndarray]:
+    """Contract strain maps from fitted bases, relative to the median basis of the reference;
+    ``theta`` (degrees) in ``[-symmetry_deg / 2, symmetry_deg / 2)``, the symmetry-equivalent
+    rotation nearest the reference region's."""
     B_ref = np.nanmedian(B[reference_mask], axis=0)
     if not np.all(np.isfinite(B_ref)):
         raise ValueError("no lattice could be fitted in the reference region")
     F = deformation_from_reciprocal(B @ np.linalg.inv(B_ref))
     exx, eyy, exy, theta = strain_from_deformation(F)
-    return {"exx": exx, "eyy": eyy, "exy": exy, "theta": theta}
+    return {"exx": exx, "eyy": eyy, "exy": exy, "theta": wrap_angle_deg(theta, symmetry_deg)}

@@ -7,6 +7,7 @@ from .atomic import atomic_h5, atomic_path
 from .conventions import (
     deformation_from_reciprocal,
     deformation_gradient,
+    lattice_symmetry_deg,
     reciprocal_deformation,
     reduced_basis,
     rotation_matrix,
@@ -42,6 +43,7 @@ __all__ = [
     "check_output_path",
     "deformation_from_reciprocal",
     "deformation_gradient",
+    "lattice_symmetry_deg",
     "read_strain",
     "reciprocal_deformation",
     "reduced_basis",

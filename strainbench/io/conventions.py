@@ -28,6 +28,7 @@ __all__ = [
     "deformation_from_reciprocal",
     "wrap_angle_deg",
     "reduced_basis",
+    "lattice_symmetry_deg",
 ]
 
 
@@ -128,3 +129,16 @@ def reduced_basis(vectors: np.ndarray) -> np.ndarray:
         raise ValueError("no second lattice vector at 40..105 degrees from the shortest one")
     g2 = vectors[candidates[np.argmin(lengths[candidates])]]
     return np.column_stack([g1, g2])
+
+
+def lattice_symmetry_deg(basis: np.ndarray) -> float:
+    """In-plane rotational symmetry of the lattice spanned by the columns of ``basis`` ``(2, 2)``:
+    60, 90 or 180 degrees (a rotation by it maps the lattice onto itself, within 8% of an index).
+    Rotations of a pattern that differ by it are equivalent; a method reports one of them
+    (:func:`wrap_angle_deg`)."""
+    basis = np.asarray(basis, dtype=np.float64)
+    for sym in (60.0, 90.0):
+        coeffs = np.linalg.solve(basis, rotation_matrix(sym) @ basis)
+        if np.allclose(coeffs, np.round(coeffs), atol=0.08):
+            return sym
+    return 180.0
