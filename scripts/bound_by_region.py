@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from strainbench.bound import disk_moving_jacobian, disk_shares, engine_from_clean, kinematic_jacobian, poisson_crlb
+from strainbench.bound import disk_shares, engine_from_clean, grain_jacobian, grain_parameters, poisson_crlb
 from strainbench.crystal import get_crystal
 from strainbench.io import DatasetReader
 from strainbench.radial import radial_profile
@@ -66,16 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     grains = labels["grain"][~reference & (labels["grain"] >= 0)].astype(int)
     sigma = {name: np.zeros((poly.n_grains, len(KEYS))) for name in (*masks, *([] if kinematic else [UNKNOWN]))}
     for g in np.unique(grains):
-        params = np.array([poly.exx[g], poly.eyy[g], poly.exy[g], poly.theta[g], 0.0, 0.0])
-        if kinematic:
-            J = kinematic_jacobian(engine, params, int(poly.layers[g]))
-        else:
-            J = disk_moving_jacobian(clean.patterns[g], clean.probe, params, G0, float(clean.attrs["sampling_inv_angstrom"]), centre)
+        J = grain_jacobian(clean, g, engine)
         for name, mask in masks.items():
             # the pixels outside the region carry no information: their derivatives are zero
             sigma[name][g] = poisson_crlb(clean.patterns[g], J * mask, w, counts, width)[: len(KEYS)]
         if not kinematic:
-            share, _ = disk_shares(clean.patterns[g], clean.probe, params, G0, float(clean.attrs["sampling_inv_angstrom"]), centre)
+            share, _ = disk_shares(clean.patterns[g], clean.probe, grain_parameters(clean, g), G0, float(clean.attrs["sampling_inv_angstrom"]), centre)
             scale = (share * clean.patterns[g].reshape(-1, 1)).T.reshape((-1,) + shape)  # d I / d (disk k's scale)
             scale = scale[scale.sum(axis=(1, 2)) > 1e-4]  # disks that hold any intensity (the rest leave F singular)
             scale -= clean.patterns[g] * scale.sum(axis=(1, 2), keepdims=True)  # patterns keep sum 1

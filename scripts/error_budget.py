@@ -23,15 +23,18 @@ import math
 import numpy as np
 
 from strainbench.io import DatasetReader, read_strain
+from strainbench.metrics import scored_positions, strain_errors
 
 KEYS = ("exx", "eyy", "exy")
 
 
-def grain_errors(labels: dict, estimate, where: np.ndarray) -> dict[int, np.ndarray]:
-    """Errors ``(n, 3)`` of the answered positions of ``where``, per grain id."""
-    error = np.stack([estimate[k] - labels[k] for k in KEYS], -1)
-    answered = where & np.isfinite(error).all(-1)
-    return {int(g): error[answered & (labels["grain"] == g)] for g in np.unique(labels["grain"][where])}
+def grain_errors(labels: dict, estimate, reference: np.ndarray, symmetry_deg: float) -> dict[int, np.ndarray]:
+    """Errors ``(n, 3)`` of the answered scored positions (those of the table's MAE), per grain id."""
+    errors = strain_errors(labels, estimate, reference, symmetry_deg)
+    error = np.stack([errors[k] for k in KEYS], -1)
+    grain = labels["grain"][scored_positions(labels, reference)]
+    answered = np.isfinite(error).all(-1)
+    return {int(g): error[answered & (grain == g)] for g in np.unique(grain)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     with DatasetReader(args.dataset) as ds:
         labels, reference = ds.labels(), ds.reference_mask
         layers = np.atleast_1d(ds.attrs.get("grain_layers", []))
-    where = ~reference & (labels["grain"] >= 0)
+        symmetry = float(ds.attrs.get("symmetry_deg", 360.0))
     bound = json.loads(open(args.bound).read())
     factor = math.sqrt(2 / math.pi)
     limit = {g["grain"]: factor * np.mean([g["sigma"][k] for k in KEYS]) for g in bound["grains"]}
     methods = dict(item.split("=", 1) for item in args.strain)
-    errors = {name: grain_errors(labels, read_strain(path, labels["grain"].shape), where) for name, path in methods.items()}
+    errors = {name: grain_errors(labels, read_strain(path, labels["grain"].shape), reference, symmetry) for name, path in methods.items()}
     print("| method | MAE | MAE less each grain's offset | limit |  (x 1e-3, mean of exx / eyy / exy)")
     print("|---|---|---|---|")
     for name, per_grain in errors.items():

@@ -175,25 +175,36 @@ class GrainBound:
     sigma: dict[str, float]
 
 
+def grain_parameters(clean: CleanSet, g: int) -> np.ndarray:
+    """Grain ``g``'s true ``(exx, eyy, exy, theta, centre_x, centre_y)``, the centre at 0."""
+    poly = clean.polycrystal
+    return np.array([poly.exx[g], poly.eyy[g], poly.exy[g], poly.theta[g], 0.0, 0.0])
+
+
+def grain_jacobian(clean: CleanSet, g: int, engine: Any = None) -> np.ndarray:
+    """``dI/d params`` ``(6, Qx, Qy)`` of grain ``g``'s pattern: by the kinematic ``engine`` (from
+    :func:`engine_from_clean`) where the cache is kinematic, else by moving its disks."""
+    params = grain_parameters(clean, g)
+    if clean.attrs["engine"] == "kinematic":
+        return kinematic_jacobian(engine, params, int(clean.polycrystal.layers[g]))
+    shape = clean.patterns.shape[1:]
+    centre = np.array([shape[0] // 2, shape[1] // 2], dtype=np.float64)
+    G0 = get_crystal(clean.attrs["crystal"]).reciprocal
+    return disk_moving_jacobian(clean.patterns[g], clean.probe, params, G0, float(clean.attrs["sampling_inv_angstrom"]), centre)
+
+
 def grain_bounds(clean: CleanSet, noise_level: float, counts_per_probe: float, background_width: float) -> tuple[list[GrainBound], str]:
     """The bound of every grain of ``clean`` and the derivative method used."""
     poly = clean.polycrystal
     shape = clean.patterns.shape[1:]
     kinematic = clean.attrs["engine"] == "kinematic"
     engine = engine_from_clean(clean, shape) if kinematic else None
-    G0 = get_crystal(clean.attrs["crystal"]).reciprocal
-    sampling = float(clean.attrs["sampling_inv_angstrom"])
-    centre = np.array([shape[0] // 2, shape[1] // 2], dtype=np.float64)
     out = []
     for g in range(poly.n_grains):
-        params = np.array([poly.exx[g], poly.eyy[g], poly.exy[g], poly.theta[g], 0.0, 0.0])
         if noise_level == 0.0:
             sigma = np.zeros(len(PARAMETERS))
         else:
-            if kinematic:
-                J = kinematic_jacobian(engine, params, int(poly.layers[g]))
-            else:
-                J = disk_moving_jacobian(clean.patterns[g], clean.probe, params, G0, sampling, centre)
+            J = grain_jacobian(clean, g, engine)
             sigma = poisson_crlb(clean.patterns[g], J, noise_level, counts_per_probe, background_width)
         out.append(GrainBound(g, {k: float(s) for k, s in zip(PARAMETERS, sigma)}))
     return out, ("renderer finite differences" if kinematic else "disk moving (contents fixed)")

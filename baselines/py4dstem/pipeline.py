@@ -439,7 +439,6 @@ def lattice_contrast(reader: DatasetReader, B: np.ndarray, origin: np.ndarray, p
 
     r = params.probe_radius
     outer = min(2.0 * r, 0.5 * params.g1_length)
-    Qx, Qy = reader.pattern_shape
     Ry = reader.scan_shape[1]
     fitted = np.isfinite(B).all(axis=(2, 3))
     sums = np.zeros(reader.scan_shape + (5,))
@@ -477,13 +476,12 @@ class LatticeMap:
     """The fitted lattice at every position and the test of whether it shows in the pattern.
 
     ``basis (Rx, Ry, 2, 2)``: columns ``g1, g2`` in pixels, NaN where no lattice was fitted or where
-    it does not show (``crystal`` false); ``origin (Rx, Ry, 2)`` pixels; ``contrast`` (counts) and
+    it does not show (``crystal`` false); ``contrast`` (counts) and
     ``significance`` (standard errors) of :func:`lattice_contrast`; ``crystal`` of
     :func:`shows_crystal`.
     """
 
     basis: np.ndarray
-    origin: np.ndarray
     contrast: np.ndarray
     significance: np.ndarray
     crystal: np.ndarray
@@ -498,7 +496,7 @@ def map_lattice(reader: DatasetReader, bvs, params: Parameters, progress: bool =
     contrast, z = lattice_contrast(reader, B, origin, params, progress=progress)
     crystal = shows_crystal(contrast, z, reader.reference_mask)
     B[~crystal] = np.nan
-    return LatticeMap(basis=B, origin=origin, contrast=contrast, significance=z, crystal=crystal)
+    return LatticeMap(basis=B, contrast=contrast, significance=z, crystal=crystal)
 
 
 def _basis_orientation(basis: np.ndarray, symmetry_deg: float) -> float:
